@@ -1,0 +1,199 @@
+"""Exceptions raised by kafka_sink.
+
+Every exception derives from :class:`KafkaSinkError` and carries a numeric
+``code`` and a human-readable ``message``, like the ``Kafka::Exception``
+objects of Perl's ``Kafka`` distribution. The classes are split by cause, so
+callers catch what they can act on::
+
+    try:
+        producer.send("logs", 0, "hello")
+    except kafka_sink.BrokerResponseError as exc:
+        print(exc.code, exc.name, exc.retriable)
+    except kafka_sink.KafkaSinkError as exc:
+        print(exc.code, exc.message)
+
+Codes at or above -1 are Kafka's own broker error codes; the library's own
+causes use the negative codes of :class:`ErrorCode`. Exceptions keep their
+context (topic, partition, broker) as attributes and survive pickling.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "BrokerResponseError",
+    "ConnectError",
+    "CorrelationIdMismatchError",
+    "ErrorCode",
+    "InvalidArgumentError",
+    "KafkaSinkError",
+    "LeaderNotFoundError",
+    "MetadataError",
+    "NetworkError",
+    "NoKnownBrokersError",
+    "ProtocolError",
+    "ReceiveError",
+    "RequestTimeoutError",
+    "SendError",
+    "UnsupportedVersionError",
+]
+
+
+class ErrorCode(enum.IntEnum):
+    """Codes of the library's own error causes (Kafka's broker codes are >= -1)."""
+
+    INVALID_ARGUMENT = -1000
+    CANNOT_SEND = -1001
+    CANNOT_RECEIVE = -1003
+    CANNOT_CONNECT = -1004
+    PROTOCOL = -1006
+    CANNOT_GET_METADATA = -1007
+    LEADER_NOT_FOUND = -1008
+    CORRELATION_ID_MISMATCH = -1009
+    NO_KNOWN_BROKERS = -1010
+    REQUEST_TIMEOUT = -1011
+    UNSUPPORTED_VERSION = -1012
+
+
+class KafkaSinkError(Exception):
+    """Root of every exception raised by kafka_sink.
+
+    ``code`` is an :class:`ErrorCode` for the library's own causes or Kafka's
+    error code for errors reported by a broker; ``message`` says what went wrong.
+    """
+
+    default_code: int = -1
+
+    def __init__(self, message: str, *, code: int | None = None, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = self.default_code if code is None else code
+        self.context = dict(context)
+        for key, value in context.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.code, self.context))
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, message={self.message!r})"
+
+
+def _rebuild(
+    cls: type[KafkaSinkError], message: str, code: int, context: dict[str, Any]
+) -> KafkaSinkError:
+    exc = cls.__new__(cls)
+    KafkaSinkError.__init__(exc, message, code=code, **context)
+    return exc
+
+
+class InvalidArgumentError(KafkaSinkError, ValueError):
+    """An argument is invalid; the message names the argument and what is wrong."""
+
+    default_code = ErrorCode.INVALID_ARGUMENT
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"invalid argument {argument!r}: {problem}", argument=argument)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.code, self.context))
+
+
+class ProtocolError(KafkaSinkError):
+    """Bytes from a broker do not follow the Kafka protocol (malformed or truncated)."""
+
+    default_code = ErrorCode.PROTOCOL
+
+
+class UnsupportedVersionError(ProtocolError):
+    """The broker and the library share no version of an API the library needs."""
+
+    default_code = ErrorCode.UNSUPPORTED_VERSION
+
+
+class CorrelationIdMismatchError(ProtocolError):
+    """A response arrived with a correlation id that matches no request in flight."""
+
+    default_code = ErrorCode.CORRELATION_ID_MISMATCH
+
+
+class NetworkError(KafkaSinkError):
+    """Root of the errors raised while talking to a broker over the network."""
+
+    default_code = ErrorCode.CANNOT_SEND
+
+
+class ConnectError(NetworkError):
+    """No connection could be made to a broker (or to any broker of the list)."""
+
+    default_code = ErrorCode.CANNOT_CONNECT
+
+
+class SendError(NetworkError):
+    """A request could not be written to the broker's socket."""
+
+    default_code = ErrorCode.CANNOT_SEND
+
+
+class ReceiveError(NetworkError):
+    """A response could not be read from the broker's socket."""
+
+    default_code = ErrorCode.CANNOT_RECEIVE
+
+
+class RequestTimeoutError(ReceiveError):
+    """The broker did not answer within the client-side timeout."""
+
+    default_code = ErrorCode.REQUEST_TIMEOUT
+
+
+class MetadataError(KafkaSinkError):
+    """Cluster metadata could not be obtained."""
+
+    default_code = ErrorCode.CANNOT_GET_METADATA
+
+
+class LeaderNotFoundError(MetadataError):
+    """The metadata names no leader for a topic partition."""
+
+    default_code = ErrorCode.LEADER_NOT_FOUND
+
+
+class NoKnownBrokersError(MetadataError):
+    """The connection knows no broker to send a request to."""
+
+    default_code = ErrorCode.NO_KNOWN_BROKERS
+
+
+class BrokerResponseError(KafkaSinkError):
+    """A broker answered with a Kafka error code.
+
+    ``code`` is Kafka's error code, ``name`` its symbolic name (for example
+    ``NOT_LEADER_OR_FOLLOWER``), ``retriable`` whether the same request may
+    succeed later, and ``invalid_metadata`` whether cached metadata should be
+    refreshed before trying again.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        **context: Any,
+    ) -> None:
+        # Imported here: the table lives in the protocol layer, which imports this module.
+        from kafka_sink.protocol.error_table import describe_error
+
+        info = describe_error(code)
+        text = message or f"{info.name} ({code}): {info.description}"
+        context.setdefault("name", info.name)
+        context.setdefault("retriable", info.retriable)
+        context.setdefault("invalid_metadata", info.invalid_metadata)
+        super().__init__(text, code=code, **context)
+        self.name: str = context["name"]
+        self.retriable: bool = context["retriable"]
+        self.invalid_metadata: bool = context["invalid_metadata"]
