@@ -22,6 +22,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from kafka_sink.error_codes import describe_error
+
 __all__ = [
     "BrokerResponseError",
     "ConnectError",
@@ -185,9 +187,6 @@ class BrokerResponseError(KafkaSinkError):
         message: str | None = None,
         **context: Any,
     ) -> None:
-        # Imported here: the table lives in the protocol layer, which imports this module.
-        from kafka_sink.protocol.error_table import describe_error
-
         info = describe_error(code)
         text = message or f"{info.name} ({code}): {info.description}"
         context.setdefault("name", info.name)
