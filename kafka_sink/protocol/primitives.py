@@ -106,9 +106,7 @@ class Reader:
     def _take(self, size: int) -> memoryview:
         pos = self.pos
         if size < 0 or pos + size > self._end:
-            raise ProtocolError(
-                f"need {size} bytes at offset {pos}, only {self._end - pos} left"
-            )
+            raise ProtocolError(f"need {size} bytes at offset {pos}, only {self._end - pos} left")
         self.pos = pos + size
         return self._data[pos : pos + size]
 

@@ -1,0 +1,204 @@
+"""One connection to one broker: connect, negotiate versions, exchange requests.
+
+The connection is blocking and bounded: every operation takes a deadline. On
+any network or framing failure the socket is closed, because the position in
+the byte stream is no longer known; the next request reconnects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka_sink.config import BrokerAddress
+from kafka_sink.errors import (
+    ConnectError,
+    KafkaSinkError,
+    ProtocolError,
+    ReceiveError,
+    RequestTimeoutError,
+    SendError,
+    UnsupportedVersionError,
+)
+from kafka_sink.net.transport import Clock, Stream, Transport, monotonic
+from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
+from kafka_sink.protocol.client import ClientProtocol
+from kafka_sink.protocol.schema import Message
+
+__all__ = ["BrokerConnection"]
+
+_RECV_CHUNK = 256 * 1024
+_UNSUPPORTED_VERSION = 35
+
+
+class BrokerConnection:
+    """A blocking, deadline-bounded connection to one broker."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        transport: Transport,
+        *,
+        client_id: str | None,
+        node_id: int | None = None,
+        clock: Clock = monotonic,
+        software_version: str = "0",
+    ) -> None:
+        self.address = address
+        self.node_id = node_id
+        self._transport = transport
+        self._client_id = client_id
+        self._clock = clock
+        self._software_version = software_version
+        self._stream: Stream | None = None
+        self._protocol: ClientProtocol | None = None
+        self.api_versions: dict[int, tuple[int, int]] = {}
+        self.last_error: KafkaSinkError | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed"
+        return f"<BrokerConnection {self.address} node={self.node_id} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        return self._stream is not None
+
+    def connect(self, timeout: float) -> None:
+        """Connect (if not connected) and learn the broker's API versions."""
+        if self._stream is not None:
+            return
+        deadline = self._clock() + timeout
+        try:
+            stream = self._transport.connect(self.address.host, self.address.port, timeout)
+        except OSError as exc:
+            raise self._fail(
+                ConnectError(
+                    f"cannot connect to {self.address}: {_describe(exc)}",
+                    broker=str(self.address),
+                )
+            ) from None
+        self._stream = stream
+        self._protocol = ClientProtocol(self._client_id)
+        self._negotiate(deadline)
+
+    def _negotiate(self, deadline: float) -> None:
+        """ApiVersions with the KIP-511 fallback to the version the broker offers."""
+        version = supported_versions(ApiKey.API_VERSIONS)[1]
+        for _ in range(2):
+            request = ApiVersionsRequest("kafka-sink", self._software_version)
+            response: ApiVersionsResponse = self._exchange(request, version, deadline)
+            ranges = response.ranges()
+            if response.error_code == _UNSUPPORTED_VERSION and ApiKey.API_VERSIONS in ranges:
+                version = min(version, ranges[ApiKey.API_VERSIONS][1])
+                continue
+            if response.error_code != 0:
+                self.close()
+                raise ProtocolError(
+                    f"broker {self.address} refused ApiVersions with error {response.error_code}",
+                    broker=str(self.address),
+                )
+            self.api_versions = ranges
+            return
+        self.close()
+        raise UnsupportedVersionError(
+            f"broker {self.address} offers no ApiVersions version in common",
+            broker=str(self.address),
+        )
+
+    def version_for(self, api_key: int) -> int:
+        """The version of ``api_key`` to use with this broker."""
+        try:
+            return choose_version(api_key, self.api_versions)
+        except UnsupportedVersionError as exc:
+            raise UnsupportedVersionError(
+                f"{exc.message} (broker {self.address})", broker=str(self.address)
+            ) from None
+
+    def request(
+        self,
+        request: Message,
+        timeout: float,
+        version: int | None = None,
+        client_id: str | None = None,
+    ) -> Any:
+        """Send ``request`` and wait for its response (None when none is expected)."""
+        deadline = self._clock() + timeout
+        if self._stream is None:
+            self.connect(timeout)
+        if version is None:
+            version = self.version_for(request.API_KEY)
+        return self._exchange(request, version, deadline, client_id)
+
+    def _exchange(
+        self, request: Message, version: int, deadline: float, client_id: str | None = None
+    ) -> Any:
+        stream, protocol = self._stream, self._protocol
+        if stream is None or protocol is None:
+            raise SendError(f"not connected to {self.address}", broker=str(self.address))
+        _, frame = protocol.send(request, version, client_id)
+        try:
+            stream.sendall(frame, self._remaining(deadline))
+        except OSError as exc:
+            raise self._fail(
+                SendError(
+                    f"cannot send to {self.address}: {_describe(exc)}", broker=str(self.address)
+                )
+            ) from None
+        if not request.expects_response():
+            return None
+        try:
+            while True:
+                response = protocol.next_response()
+                if response is not None:
+                    return response.body
+                remaining = self._remaining(deadline)
+                if remaining <= 0:
+                    raise TimeoutError
+                data = stream.recv(max(_RECV_CHUNK, protocol.bytes_needed()), remaining)
+                if not data:
+                    raise self._fail(
+                        ReceiveError(
+                            f"connection closed by {self.address}", broker=str(self.address)
+                        )
+                    )
+                protocol.receive_data(data)
+        except TimeoutError:
+            raise self._fail(
+                RequestTimeoutError(
+                    f"no response from {self.address} within the timeout",
+                    broker=str(self.address),
+                )
+            ) from None
+        except OSError as exc:
+            raise self._fail(
+                ReceiveError(
+                    f"cannot receive from {self.address}: {_describe(exc)}",
+                    broker=str(self.address),
+                )
+            ) from None
+        except ProtocolError as exc:
+            exc.context.setdefault("broker", str(self.address))
+            raise self._fail(exc) from None
+
+    def _remaining(self, deadline: float) -> float:
+        return max(0.0, deadline - self._clock())
+
+    def _fail(self, exc: KafkaSinkError) -> KafkaSinkError:
+        self.last_error = exc
+        self.close()
+        return exc
+
+    def close(self) -> None:
+        """Close the socket; requests in flight are forgotten. Never raises."""
+        stream, self._stream = self._stream, None
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol.fail_all()
+        if stream is not None:
+            stream.close()
+
+
+def _describe(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return exc.strerror or str(exc) or type(exc).__name__
