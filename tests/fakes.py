@@ -193,9 +193,11 @@ class FakeStream:
             return
         request = schema.decode(cls, r, version)
         self.broker.received.append(Received(api_key, version, correlation_id, client_id, request))
-        if self.broker.silent or not request.expects_response():
+        if self.broker.silent:
             return
         response = self.broker.cluster.handle(self.broker, api_key, version, request)
+        if not request.expects_response():
+            return
         self._reply(correlation_id, response, version)
 
     def _reply(self, correlation_id: int, response: Any, version: int) -> None:

@@ -84,12 +84,13 @@ class BrokerConnection:
     def _negotiate(self, deadline: float) -> None:
         """ApiVersions with the KIP-511 fallback to the version the broker offers."""
         version = supported_versions(ApiKey.API_VERSIONS)[1]
-        for _ in range(2):
+        for _ in range(3):
             request = ApiVersionsRequest("kafka-sink", self._software_version)
             response: ApiVersionsResponse = self._exchange(request, version, deadline)
             ranges = response.ranges()
-            if response.error_code == _UNSUPPORTED_VERSION and ApiKey.API_VERSIONS in ranges:
-                version = min(version, ranges[ApiKey.API_VERSIONS][1])
+            if response.error_code == _UNSUPPORTED_VERSION and version > 0:
+                offered = ranges.get(ApiKey.API_VERSIONS)
+                version = min(version - 1, offered[1]) if offered else 0
                 continue
             if response.error_code != 0:
                 self.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from kafka_sink.errors import ProtocolError
 from kafka_sink.protocol.primitives import Reader
 from kafka_sink.protocol.schema import (
     INT16,
@@ -67,10 +68,16 @@ class ApiVersionsResponse(Message):
         """Decode a response to a request sent at ``version``, honouring KIP-511.
 
         When the broker did not know ``version`` it answers at v0 with
-        UNSUPPORTED_VERSION; that body is decoded as v0.
+        UNSUPPORTED_VERSION; that body is decoded as v0. Some brokers (the
+        librdkafka mock cluster, for one) send a list that decodes at no
+        version: then only the error is kept, with no ranges, and the client
+        falls back to v0, which every broker speaks.
         """
         if version > 0 and Reader(data).int16() == UNSUPPORTED_VERSION:
-            return decode(cls, data, 0)
+            try:
+                return decode(cls, data, 0)
+            except ProtocolError:
+                return cls(UNSUPPORTED_VERSION, [])
         return decode(cls, data, version)
 
     def ranges(self) -> dict[int, tuple[int, int]]:

@@ -37,6 +37,7 @@ _HEADER_V1 = struct.Struct(">hhi")
 #: Responses larger than this are refused before any buffer is grown for them.
 DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 _API_VERSIONS_KEY = 18
+_UNANSWERED_WINDOW = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class ClientProtocol:
         "_in_flight",
         "_max_response_size",
         "_next_correlation_id",
+        "_unanswered",
     )
 
     def __init__(
@@ -81,6 +83,11 @@ class ClientProtocol:
         self._max_response_size = max_response_size
         self._next_correlation_id = first_correlation_id
         self._in_flight: deque[InFlight] = deque()
+        # Correlation ids of requests sent without expecting an answer (Produce
+        # with acks=0). Some brokers (librdkafka's mock, Tansu) answer them all
+        # the same; such answers are recognised and dropped. Bounded: an id
+        # older than the window is forgotten.
+        self._unanswered: deque[int] = deque(maxlen=_UNANSWERED_WINDOW)
         self._buffer = bytearray()
 
     @property
@@ -103,18 +110,20 @@ class ClientProtocol:
         buf = w.buffer
         buf += b"\0\0\0\0"  # size, patched below
         buf += _HEADER_V1.pack(request.API_KEY, version, correlation_id)
-        client_id = self._client_id if client_id is None else client_id.encode("utf-8")
-        if client_id is None:
+        raw_id = self._client_id if client_id is None else client_id.encode("utf-8")
+        if raw_id is None:
             buf += b"\xff\xff"
         else:
-            buf += struct.pack(">h", len(client_id))
-            buf += client_id
+            buf += struct.pack(">h", len(raw_id))
+            buf += raw_id
         if request.is_flexible(version):
             buf.append(0)  # header v2: empty tagged-field section
         encode_into(request, version, w)
         _I32.pack_into(buf, 0, len(buf) - 4)
         if request.expects_response():
             self._in_flight.append(InFlight(correlation_id, request.API_KEY, version, request))
+        else:
+            self._unanswered.append(correlation_id)
         return correlation_id, bytes(buf)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -142,15 +151,29 @@ class ClientProtocol:
 
     def next_response(self) -> Response | None:
         """Return the next complete response, or None until more bytes arrive."""
-        buf = self._buffer
-        if len(buf) < 4:
-            return None
-        size = self._frame_size()
-        if len(buf) < 4 + size:
-            return None
-        frame = bytes(buf[4 : 4 + size])
-        del buf[: 4 + size]
-        correlation_id: int = _I32.unpack_from(frame, 0)[0]
+        while True:
+            buf = self._buffer
+            if len(buf) < 4:
+                return None
+            size = self._frame_size()
+            if len(buf) < 4 + size:
+                return None
+            frame = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            correlation_id: int = _I32.unpack_from(frame, 0)[0]
+            if not self._drop_if_unanswered(correlation_id):
+                return self._match(correlation_id, frame)
+
+    def _drop_if_unanswered(self, correlation_id: int) -> bool:
+        """Whether the frame answers a request that expected no answer."""
+        if correlation_id not in self._unanswered:
+            return False
+        # Answers come in request order: the ids before this one will get none.
+        while self._unanswered.popleft() != correlation_id:
+            pass
+        return True
+
+    def _match(self, correlation_id: int, frame: bytes) -> Response:
         if not self._in_flight:
             raise CorrelationIdMismatchError(
                 f"response with correlation id {correlation_id} but no request is in flight",
@@ -179,12 +202,13 @@ class ClientProtocol:
             # Response header v1: skip its tagged-field section.
             reader = Reader(body)
             reader.tagged_fields()
-            return decode(cls, reader, expected.version)
-        return decode(cls, body, expected.version)
+            return decode(cls, reader, expected.version, strict=False)
+        return decode(cls, body, expected.version, strict=False)
 
     def fail_all(self) -> list[InFlight]:
         """Forget every request in flight (the connection is gone); return them."""
         pending = list(self._in_flight)
         self._in_flight.clear()
+        self._unanswered.clear()
         self._buffer.clear()
         return pending

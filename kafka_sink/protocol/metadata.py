@@ -39,8 +39,9 @@ _AUTHORIZED_OPS_UNKNOWN = -(2**31)
 
 @dataclass(frozen=True, slots=True)
 class MetadataRequestTopic:
-    name: str | None = field(NULLABLE_STRING)
+    # Wire order: the topic id (v10+) comes before the name.
     topic_id: uuid.UUID | None = field(UUID, versions="10+", default=None)
+    name: str | None = field(NULLABLE_STRING, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class MetadataRequest(Message):
     ) -> MetadataRequest:
         """A request for the named topics (None: every topic)."""
         return cls(
-            None if topics is None else [MetadataRequestTopic(t) for t in topics],
+            None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
             allow_auto_topic_creation,
         )
 

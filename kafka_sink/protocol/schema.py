@@ -303,16 +303,25 @@ def encode_into(message: Message, version: int, w: Writer) -> None:
     _encode_struct(message, w, version, message.is_flexible(version))
 
 
-def decode(cls: type[M], data: bytes | bytearray | memoryview | Reader, version: int) -> M:
+def decode(
+    cls: type[M],
+    data: bytes | bytearray | memoryview | Reader,
+    version: int,
+    *,
+    strict: bool = True,
+) -> M:
     """Decode a top-level message body of ``cls`` at ``version``.
 
-    The whole buffer must be consumed: trailing bytes mean the version or the
-    framing is wrong, and raise :class:`ProtocolError` like any other malformation.
+    With ``strict`` the whole buffer must be consumed: trailing bytes mean the
+    version or the framing is wrong, and raise :class:`ProtocolError` like any
+    other malformation. Responses are decoded with ``strict=False``, as
+    Kafka's own client does, because some brokers pad them (the librdkafka
+    mock cluster adds a byte to Metadata v12); the frame size bounds them.
     """
     r = data if isinstance(data, Reader) else Reader(data)
     flexible = version >= getattr(cls, "FLEXIBLE_FROM", 1 << 15)
     value = _decode_struct(cls, r, version, flexible)
-    if r.remaining:
+    if strict and r.remaining:
         raise ProtocolError(
             f"{r.remaining} unexpected trailing bytes after {cls.__name__} v{version}"
         )

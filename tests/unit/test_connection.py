@@ -196,3 +196,19 @@ def test_errors_pickle_with_their_context() -> None:
     timeout = pickle.loads(pickle.dumps(RequestTimeoutError("slow", broker="h:1")))
     assert timeout.broker == "h:1"
     assert timeout.message == "slow"
+
+
+def test_answers_to_requests_that_expected_none_are_dropped() -> None:
+    from kafka_sink.protocol.produce import ProduceRequest
+
+    proto = ClientProtocol("cid")
+    silent, _ = proto.send(ProduceRequest(acks=0), 3)
+    answered, _ = proto.send(InitProducerIdRequest(None, -1), 0)
+    # Some brokers answer acks=0 produces anyway: that answer comes first.
+    proto.receive_data(struct.pack(">ii", 4, silent))
+    body = struct.pack(">iihqh", answered, 0, 0, 7, 0)
+    proto.receive_data(struct.pack(">i", len(body)) + body)
+    response = proto.next_response()
+    assert response is not None
+    assert response.correlation_id == answered
+    assert proto.in_flight == 0

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from kafka_sink.errors import ProtocolError
 from kafka_sink.protocol import apis, schema
+from kafka_sink.protocol.metadata import MetadataRequest
+from kafka_sink.protocol.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from kafka_sink.protocol.schema import Message, WireType
 
 _INTS = {
@@ -127,3 +129,38 @@ def test_trailing_bytes_are_a_protocol_error() -> None:
     body = schema.encode(InitProducerIdResponse(0, 0, 7, 1), 1)
     with pytest.raises(ProtocolError, match="trailing"):
         schema.decode(InitProducerIdResponse, body + b"\x00", 1)
+
+
+# Pinned encodings, written field by field from Kafka's message schemas: they
+# catch a field declared out of wire order, which a round-trip cannot.
+PINNED = [
+    ("MetadataRequest v1", MetadataRequest.for_topics(["t"]), 1, "00000001000174"),
+    (
+        "MetadataRequest v10",
+        MetadataRequest.for_topics(["t"]),
+        10,
+        # compact array(1): topic id (16 zero bytes), compact name "t", tags;
+        # allow auto-create, include cluster ops, include topic ops, tags
+        "02" + "00" * 16 + "02740000000000",
+    ),
+    (
+        "ProduceRequest v9",
+        ProduceRequest(None, -1, 500, [TopicProduceData("t", [PartitionProduceData(3, b"\xab")])]),
+        9,
+        # null txn id, acks -1, timeout 500, topics[1]: "t", partitions[1]: 3, records(1 byte)
+        "00ffff000001f4020274020000000302ab000000",
+    ),
+    (
+        "ProduceRequest v3",
+        ProduceRequest(None, 1, 500, [TopicProduceData("t", [PartitionProduceData(3, b"\xab")])]),
+        3,
+        "ffff0001000001f400000001000174000000010000000300000001ab",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "version", "hexdump"), PINNED, ids=[p[0] for p in PINNED]
+)
+def test_pinned_encodings(name: str, message: Message, version: int, hexdump: str) -> None:
+    assert schema.encode(message, version).hex() == hexdump
