@@ -1,6 +1,12 @@
 """kafka_sink: ship application logs, events and metrics to Apache Kafka.
 
-The producer core speaks the Kafka protocol itself::
+``Sink`` batches records per partition and delivers them from a background
+thread::
+
+    with kafka_sink.Sink("localhost:9092") as sink:
+        sink.produce("logs", b'{"msg": "hello"}', key=b"user-1")
+
+The synchronous producer core speaks the Kafka protocol itself::
 
     import kafka_sink
 
@@ -11,6 +17,7 @@ The producer core speaks the Kafka protocol itself::
     connection.close()
 """
 
+from kafka_sink.config import SinkConfig
 from kafka_sink.constants import (
     BLOCK_UNTIL_IS_COMMITTED,
     COMPRESSION_GZIP,
@@ -27,8 +34,11 @@ from kafka_sink.constants import (
 )
 from kafka_sink.errors import (
     BrokerResponseError,
+    BufferFullError,
     ConnectError,
     CorrelationIdMismatchError,
+    DeliveryError,
+    DeliveryTimeoutError,
     ErrorCode,
     InvalidArgumentError,
     KafkaSinkError,
@@ -38,11 +48,15 @@ from kafka_sink.errors import (
     NoKnownBrokersError,
     ProtocolError,
     ReceiveError,
+    RecordTooLargeError,
     RequestTimeoutError,
     SendError,
+    SinkClosedError,
     UnsupportedVersionError,
 )
 from kafka_sink.net.cluster import ClusterMetadata, Connection
+from kafka_sink.producer.futures import DeliveryFuture, RecordMetadata
+from kafka_sink.producer.sink import Sink
 from kafka_sink.producer.sync import Producer, ProduceResult
 
 __version__ = "0.1.0"
@@ -61,10 +75,14 @@ __all__ = [
     "SEND_MAX_ATTEMPTS",
     "WAIT_WRITTEN_TO_LOCAL_LOG",
     "BrokerResponseError",
+    "BufferFullError",
     "ClusterMetadata",
     "ConnectError",
     "Connection",
     "CorrelationIdMismatchError",
+    "DeliveryError",
+    "DeliveryFuture",
+    "DeliveryTimeoutError",
     "ErrorCode",
     "InvalidArgumentError",
     "KafkaSinkError",
@@ -76,8 +94,13 @@ __all__ = [
     "Producer",
     "ProtocolError",
     "ReceiveError",
+    "RecordMetadata",
+    "RecordTooLargeError",
     "RequestTimeoutError",
     "SendError",
+    "Sink",
+    "SinkClosedError",
+    "SinkConfig",
     "UnsupportedVersionError",
     "__version__",
 ]

@@ -26,8 +26,11 @@ from kafka_sink.error_codes import describe_error
 
 __all__ = [
     "BrokerResponseError",
+    "BufferFullError",
     "ConnectError",
     "CorrelationIdMismatchError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
     "ErrorCode",
     "InvalidArgumentError",
     "KafkaSinkError",
@@ -37,8 +40,10 @@ __all__ = [
     "NoKnownBrokersError",
     "ProtocolError",
     "ReceiveError",
+    "RecordTooLargeError",
     "RequestTimeoutError",
     "SendError",
+    "SinkClosedError",
     "UnsupportedVersionError",
 ]
 
@@ -57,6 +62,11 @@ class ErrorCode(enum.IntEnum):
     NO_KNOWN_BROKERS = -1010
     REQUEST_TIMEOUT = -1011
     UNSUPPORTED_VERSION = -1012
+    DELIVERY_FAILED = -1020
+    BUFFER_FULL = -1021
+    RECORD_TOO_LARGE = -1022
+    DELIVERY_TIMEOUT = -1023
+    SINK_CLOSED = -1024
 
 
 class KafkaSinkError(Exception):
@@ -196,3 +206,43 @@ class BrokerResponseError(KafkaSinkError):
         self.name: str = context["name"]
         self.retriable: bool = context["retriable"]
         self.invalid_metadata: bool = context["invalid_metadata"]
+
+
+class DeliveryError(KafkaSinkError):
+    """A record was not delivered; ``reason`` says why in one word.
+
+    Delivery futures fail with this class or a subclass; ``cause`` (when set)
+    is the underlying error, e.g. the :class:`BrokerResponseError` of the last
+    attempt.
+    """
+
+    default_code = ErrorCode.DELIVERY_FAILED
+    reason = "failed"
+
+
+class BufferFullError(DeliveryError):
+    """The record was dropped because the buffer was full (``reason``: the policy)."""
+
+    default_code = ErrorCode.BUFFER_FULL
+    reason = "buffer_full"
+
+
+class RecordTooLargeError(DeliveryError):
+    """The record is larger than ``max_request_size`` (or the broker's limit)."""
+
+    default_code = ErrorCode.RECORD_TOO_LARGE
+    reason = "too_large"
+
+
+class DeliveryTimeoutError(DeliveryError):
+    """The record was not acknowledged within ``delivery_timeout_ms``."""
+
+    default_code = ErrorCode.DELIVERY_TIMEOUT
+    reason = "timeout"
+
+
+class SinkClosedError(DeliveryError):
+    """The sink was closed before the record could be delivered."""
+
+    default_code = ErrorCode.SINK_CLOSED
+    reason = "closed"

@@ -14,6 +14,7 @@ from typing import Any
 
 from kafka_sink.protocol import apis, schema
 from kafka_sink.protocol.api_versions import ApiVersionRange, ApiVersionsResponse
+from kafka_sink.protocol.init_producer_id import InitProducerIdResponse
 from kafka_sink.protocol.metadata import (
     BrokerMetadata,
     MetadataResponse,
@@ -77,6 +78,9 @@ class FakeCluster:
         self.produce_errors: list[int] = []  # popped one per produce request
         self.logs: dict[tuple[str, int], list[bytes]] = {}
         self.auto_create = False
+        self.next_producer_id = 1000
+        # (producer id, topic, partition) -> next expected sequence, as a broker keeps it
+        self.sequences: dict[tuple[int, str, int], int] = {}
 
     def add_topic(self, name: str, partitions: int, leader: int = 1) -> None:
         self.topics[name] = dict.fromkeys(range(partitions), leader)
@@ -97,6 +101,9 @@ class FakeCluster:
             return self._metadata(request)
         if api_key == 0:
             return self._produce(broker, request)
+        if api_key == 22:
+            self.next_producer_id += 1
+            return InitProducerIdResponse(0, 0, self.next_producer_id, 0)
         raise AssertionError(f"unexpected api {api_key}")
 
     def _metadata(self, request: Any) -> MetadataResponse:
@@ -135,12 +142,33 @@ class FakeCluster:
                     error = 6  # NOT_LEADER_OR_FOLLOWER
                 offset = -1
                 if not error:
+                    error = self._check_sequence(topic.name, part.index, bytes(part.records or b""))
+                if not error:
                     log = self.logs.setdefault((topic.name, part.index), [])
-                    offset = len(log)
+                    offset = sum(self._count(b) for b in log)
                     log.append(bytes(part.records or b""))
                 parts.append(PartitionProduceResponse(part.index, error, offset))
             results.append(TopicProduceResponse(topic.name, parts))
         return ProduceResponse(results)
+
+    @staticmethod
+    def _count(batch: bytes) -> int:
+        return struct.unpack_from(">i", batch, 57)[0] if len(batch) >= 61 else 0
+
+    def _check_sequence(self, topic: str, partition: int, batch: bytes) -> int:
+        if len(batch) < 61:
+            return 0
+        producer_id, _epoch, sequence, count = struct.unpack_from(">qhii", batch, 43)
+        if producer_id < 0:
+            return 0
+        key = (producer_id, topic, partition)
+        expected = self.sequences.get(key, 0)
+        if sequence < expected:
+            return 46  # DUPLICATE_SEQUENCE_NUMBER
+        if sequence > expected:
+            return 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
+        self.sequences[key] = expected + count
+        return 0
 
 
 class FakeTransport:
@@ -220,6 +248,132 @@ class FakeStream:
         data = bytes(self.outbox[:max_bytes])
         del self.outbox[:max_bytes]
         return data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeResponse:
+    node_id: int
+    request: Any
+    version: int
+    body: Any
+    error: Any
+    latency: float
+
+
+class FakeNetwork:
+    """The sender's network interface over a FakeCluster, driven synchronously.
+
+    ``poll`` answers every request sent since the last poll (except those to
+    silent brokers, which time out after ``request_timeout``), then advances
+    the fake clock by the poll's timeout when there was nothing to do.
+    """
+
+    def __init__(self, cluster: FakeCluster, request_timeout: float = 30.0) -> None:
+        self.cluster = cluster
+        self.clock = cluster.clock
+        self.request_timeout = request_timeout
+        self.nodes: dict[int, tuple[str, int]] = {}
+        self.queue: list[tuple[int, Any, Any, int, float]] = []
+        self.sent: list[tuple[int, Any, int]] = []
+        self.polls: list[float] = []
+        self.wakeups = 0
+        self.closed = False
+        self.lost: dict[int, Any] = {}
+
+    def _broker(self, node_id: int) -> FakeBroker | None:
+        address = self.nodes.get(node_id)
+        for broker in self.cluster.brokers.values():
+            if (broker.host, broker.port) == address:
+                return broker
+        return None
+
+    def set_nodes(self, nodes: Any) -> None:
+        self.nodes = {n: (a.host, a.port) for n, a in nodes.items()}
+
+    def ready(self, node_id: int) -> bool:
+        broker = self._broker(node_id)
+        pending = sum(1 for q in self.queue if q[0] == node_id)
+        return broker is not None and broker.up and pending < 5
+
+    def version_for(self, node_id: int, api_key: int) -> int:
+        broker = self._broker(node_id)
+        assert broker is not None
+        ranges = {}
+        for key in apis._PAIRS:
+            low, high = apis.supported_versions(key)
+            top = broker.max_versions.get(key, high)
+            if top >= 0:
+                ranges[key] = (low, top)
+        return apis.choose_version(api_key, ranges)
+
+    def send(
+        self, node_id: int, request: Any, callback: Any, *, version: int | None = None
+    ) -> None:
+        version = self.version_for(node_id, request.API_KEY) if version is None else version
+        self.sent.append((node_id, request, version))
+        self.queue.append((node_id, request, callback, version, self.clock()))
+
+    def poll(self, timeout: float) -> None:
+        from kafka_sink.errors import ReceiveError, RequestTimeoutError
+
+        self.polls.append(timeout)
+        queue, self.queue = self.queue, []
+        answered = False
+        for item in queue:
+            node_id, request, callback, version, started = item
+            if callback is None:  # handled by a silent broker: its answer is lost
+                if self.clock() - started >= self.request_timeout:
+                    original = self.lost.pop(id(item))
+                    original(
+                        FakeResponse(
+                            node_id, request, version, None, RequestTimeoutError("lost"), 0
+                        )
+                    )
+                    answered = True
+                else:
+                    self.queue.append(item)
+                continue
+            broker = self._broker(node_id)
+            if broker is None or not broker.up:
+                callback(FakeResponse(node_id, request, version, None, ReceiveError("down"), 0.0))
+                answered = True
+                continue
+            wire = schema.encode(request, version)  # through the wire format, both ways
+            decoded = schema.decode(type(request), wire, version)
+            broker.received.append(Received(request.API_KEY, version, 0, None, decoded))
+            response = self.cluster.handle(broker, request.API_KEY, version, decoded)
+            if broker.silent:
+                lost_item = (node_id, request, None, version, started)
+                self.lost[id(lost_item)] = callback
+                self.queue.append(lost_item)
+                continue
+            body = None if not decoded.expects_response() else response
+            callback(FakeResponse(node_id, request, version, body, None, 0.001))
+            answered = True
+        if not answered:
+            # Like a real poll: wake at the first request deadline if it comes sooner.
+            deadlines = [started + self.request_timeout for *_, started in self.queue]
+            wake = min([self.clock() + max(timeout, 0.0), *deadlines])
+            self.clock.now = max(self.clock.now, wake)
+
+    def wakeup(self) -> None:
+        self.wakeups += 1
+
+    def least_loaded_node(self) -> int | None:
+        for node_id in sorted(self.nodes, key=lambda n: (n < 0, n)):
+            broker = self._broker(node_id)
+            if broker is not None and broker.up:
+                return node_id
+        return None
+
+    def in_flight(self, node_id: int | None = None) -> int:
+        return sum(1 for q in self.queue if node_id is None or q[0] == node_id)
+
+    def connection_states(self) -> dict[int, str]:
+        return dict.fromkeys(self.nodes, "ready")
 
     def close(self) -> None:
         self.closed = True

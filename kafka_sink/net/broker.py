@@ -25,10 +25,60 @@ from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
 from kafka_sink.protocol.client import ClientProtocol
 from kafka_sink.protocol.schema import Message
 
-__all__ = ["BrokerConnection"]
+__all__ = ["ApiVersionsNegotiation", "BrokerConnection", "describe_os_error"]
 
 _RECV_CHUNK = 256 * 1024
 _UNSUPPORTED_VERSION = 35
+_NEGOTIATION_ATTEMPTS = 3
+
+
+class ApiVersionsNegotiation:
+    """The ApiVersions exchange that opens every connection, without I/O.
+
+    Shared by the blocking :class:`BrokerConnection` and the non-blocking
+    :class:`~kafka_sink.net.client.NetworkClient`: send :meth:`request`, feed
+    the answer to :meth:`handle`, and repeat while it returns None. KIP-511: a
+    broker that does not know the version asked for answers error 35 with the
+    range it does speak (or with a list that decodes at no version, in which
+    case v0, which every broker speaks, is tried next).
+    """
+
+    __slots__ = ("_attempts", "_broker", "_software_version", "version")
+
+    def __init__(self, broker: str, software_version: str = "0") -> None:
+        self._broker = broker
+        self._software_version = software_version
+        self._attempts = 0
+        #: The version the next request is sent at.
+        self.version = supported_versions(ApiKey.API_VERSIONS)[1]
+
+    def request(self) -> tuple[ApiVersionsRequest, int]:
+        """The request to send next and its version."""
+        return ApiVersionsRequest("kafka-sink", self._software_version), self.version
+
+    def handle(self, response: ApiVersionsResponse) -> dict[int, tuple[int, int]] | None:
+        """The negotiated ranges, or None when :meth:`request` must be sent again.
+
+        Raises :class:`ProtocolError` when the broker refuses, and
+        :class:`UnsupportedVersionError` when no version is left to try.
+        """
+        self._attempts += 1
+        version = self.version
+        if response.error_code == _UNSUPPORTED_VERSION and version > 0:
+            if self._attempts >= _NEGOTIATION_ATTEMPTS:
+                raise UnsupportedVersionError(
+                    f"broker {self._broker} offers no ApiVersions version in common",
+                    broker=self._broker,
+                )
+            offered = response.ranges().get(ApiKey.API_VERSIONS)
+            self.version = min(version - 1, offered[1]) if offered else 0
+            return None
+        if response.error_code != 0:
+            raise ProtocolError(
+                f"broker {self._broker} refused ApiVersions with error {response.error_code}",
+                broker=self._broker,
+            )
+        return response.ranges()
 
 
 class BrokerConnection:
@@ -73,7 +123,7 @@ class BrokerConnection:
         except OSError as exc:
             raise self._fail(
                 ConnectError(
-                    f"cannot connect to {self.address}: {_describe(exc)}",
+                    f"cannot connect to {self.address}: {describe_os_error(exc)}",
                     broker=str(self.address),
                 )
             ) from None
@@ -83,28 +133,18 @@ class BrokerConnection:
 
     def _negotiate(self, deadline: float) -> None:
         """ApiVersions with the KIP-511 fallback to the version the broker offers."""
-        version = supported_versions(ApiKey.API_VERSIONS)[1]
-        for _ in range(3):
-            request = ApiVersionsRequest("kafka-sink", self._software_version)
+        negotiation = ApiVersionsNegotiation(str(self.address), self._software_version)
+        while True:
+            request, version = negotiation.request()
             response: ApiVersionsResponse = self._exchange(request, version, deadline)
-            ranges = response.ranges()
-            if response.error_code == _UNSUPPORTED_VERSION and version > 0:
-                offered = ranges.get(ApiKey.API_VERSIONS)
-                version = min(version - 1, offered[1]) if offered else 0
-                continue
-            if response.error_code != 0:
+            try:
+                ranges = negotiation.handle(response)
+            except ProtocolError:
                 self.close()
-                raise ProtocolError(
-                    f"broker {self.address} refused ApiVersions with error {response.error_code}",
-                    broker=str(self.address),
-                )
-            self.api_versions = ranges
-            return
-        self.close()
-        raise UnsupportedVersionError(
-            f"broker {self.address} offers no ApiVersions version in common",
-            broker=str(self.address),
-        )
+                raise
+            if ranges is not None:
+                self.api_versions = ranges
+                return
 
     def version_for(self, api_key: int) -> int:
         """The version of ``api_key`` to use with this broker."""
@@ -142,7 +182,8 @@ class BrokerConnection:
         except OSError as exc:
             raise self._fail(
                 SendError(
-                    f"cannot send to {self.address}: {_describe(exc)}", broker=str(self.address)
+                    f"cannot send to {self.address}: {describe_os_error(exc)}",
+                    broker=str(self.address),
                 )
             ) from None
         if not request.expects_response():
@@ -173,7 +214,7 @@ class BrokerConnection:
         except OSError as exc:
             raise self._fail(
                 ReceiveError(
-                    f"cannot receive from {self.address}: {_describe(exc)}",
+                    f"cannot receive from {self.address}: {describe_os_error(exc)}",
                     broker=str(self.address),
                 )
             ) from None
@@ -199,7 +240,8 @@ class BrokerConnection:
             stream.close()
 
 
-def _describe(exc: OSError) -> str:
+def describe_os_error(exc: OSError) -> str:
+    """A short description of a socket error for messages ("timed out", "Connection refused")."""
     if isinstance(exc, TimeoutError):
         return "timed out"
     return exc.strerror or str(exc) or type(exc).__name__

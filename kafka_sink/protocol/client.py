@@ -103,6 +103,17 @@ class ClientProtocol:
         ``client_id`` overrides the connection's client id for this request.
         Requests that get no answer (Produce with acks=0) are not queued.
         """
+        correlation_id, frame = self.frame(request, version, client_id)
+        return correlation_id, bytes(frame)
+
+    def frame(
+        self, request: Message, version: int, client_id: str | None = None
+    ) -> tuple[int, bytearray]:
+        """Like :meth:`send`, but return the frame in the buffer it was encoded into.
+
+        This spares a copy of the whole frame (record batches included); the
+        caller owns the buffer and must not change it before it is written.
+        """
         correlation_id = self._next_correlation_id
         # Correlation ids are int32 on the wire; wrap rather than overflow.
         self._next_correlation_id = (correlation_id + 1) & 0x7FFFFFFF
@@ -124,7 +135,7 @@ class ClientProtocol:
             self._in_flight.append(InFlight(correlation_id, request.API_KEY, version, request))
         else:
             self._unanswered.append(correlation_id)
-        return correlation_id, bytes(buf)
+        return correlation_id, buf
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the socket."""

@@ -1,0 +1,1028 @@
+"""The non-blocking, multiplexed I/O engine that the sender thread drives.
+
+Theory of operation (Kafka protocol guide, "Network", "Requests and
+responses"). :class:`NetworkClient` keeps at most one TCP connection per
+broker node and pipelines requests on it: a broker answers the requests of one
+connection in the order it received them, so several may be in flight at once
+and each response is matched to the oldest unanswered request by its
+correlation id (:class:`~kafka_sink.protocol.client.ClientProtocol` does the
+framing and the matching; this module only moves bytes).
+
+Each node's connection goes through these states::
+
+    disconnected --ready()--> connecting --TCP up--> negotiating --ApiVersions--> ready
+         ^                        |                       |                         |
+         +------ back-off <-------+-----------------------+-------------------------+
+                                       (refused, timed out, reset, EOF, bad frame)
+
+``ready()`` starts a non-blocking connect; ``poll()`` completes it, sends
+ApiVersions (with the KIP-511 fallback of
+:class:`~kafka_sink.net.broker.ApiVersionsNegotiation`) and marks the node
+ready once the broker's version ranges are known. Setting up a connection,
+TCP and ApiVersions together, is bounded by ``connect_timeout``. A failed
+connection is retried after an exponential back-off with jitter, reset once a
+connection becomes ready.
+
+Everything runs on the caller's thread (the sender), except :meth:`wakeup`.
+``send()`` only frames the request and queues its bytes; ``poll()`` writes
+what is queued (several frames per ``sendmsg`` call, from the buffers the
+frames were encoded into, never copied), waits in a selector for readiness,
+reads, decodes, and runs the callbacks once all I/O of the turn is done, so a
+callback may call ``send()``, ``set_nodes()`` or ``close()`` safely.
+
+When anything goes wrong on a connection (a request older than
+``request_timeout``, a reset, an end of stream, a malformed frame) the
+position in the byte stream is no longer known, so the connection is closed
+and every request in flight on it fails: with
+:class:`~kafka_sink.errors.RequestTimeoutError` if it timed out, with the
+:class:`~kafka_sink.errors.ProtocolError` if its answer was malformed, and
+otherwise with :class:`~kafka_sink.errors.ReceiveError` if it had been
+written completely (the broker may have acted on it) or
+:class:`~kafka_sink.errors.SendError` if it had not (it is safe to send again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import encodings.idna  # noqa: F401 - see below
+import errno
+import itertools
+import logging
+import math
+import os
+import random
+import selectors
+import socket
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka_sink.config import BrokerAddress, check_client_id, check_int, check_positive_number
+from kafka_sink.errors import (
+    ConnectError,
+    InvalidArgumentError,
+    KafkaSinkError,
+    NetworkError,
+    ProtocolError,
+    ReceiveError,
+    RequestTimeoutError,
+    SendError,
+    UnsupportedVersionError,
+)
+from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error
+from kafka_sink.net.transport import Clock, monotonic
+from kafka_sink.protocol.apis import choose_version
+from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
+from kafka_sink.protocol.schema import Message
+
+__all__ = [
+    "BACKOFF",
+    "CONNECTING",
+    "DISCONNECTED",
+    "NEGOTIATING",
+    "READY",
+    "ClientResponse",
+    "NetworkClient",
+]
+
+# Connection states, as connection_states() reports them.
+CONNECTING = "connecting"
+NEGOTIATING = "negotiating"
+READY = "ready"
+DISCONNECTED = "disconnected"
+BACKOFF = "backoff"
+
+# socket.getaddrinfo() encodes host names with the "idna" codec, which Python
+# imports on first use. Imported here, with this module, so that it is never
+# first imported by the sender thread while another thread forks: a child
+# forked during that import could not load the codec, and no name would resolve.
+
+# Only connection state changes are logged, at DEBUG: the library may itself be
+# the handler of these records, so nothing is logged per request.
+_log = logging.getLogger("kafka_sink.net")
+
+_RECV_BUFFER = 256 * 1024
+# recv() calls per connection and poll, so that one busy broker cannot starve others.
+_MAX_READS = 16
+# Frames handed to one sendmsg() call (the kernel's limit is 1024 on Linux).
+_MAX_IOV = 64
+_JITTER = 0.2
+# The longest single wait in the selector (an infinite timeout is not accepted).
+_MAX_WAIT = 3600.0
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_IN_PROGRESS = frozenset(
+    {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, 10035}  # WSAEWOULDBLOCK
+)
+_FAMILIES: dict[int | None, socket.AddressFamily] = {
+    None: socket.AF_UNSPEC,
+    4: socket.AF_INET,
+    6: socket.AF_INET6,
+}
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+_AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr) from getaddrinfo
+
+
+@dataclass(frozen=True, slots=True)
+class ClientResponse:
+    """The outcome of one request, as its callback receives it.
+
+    Exactly one of ``body`` and ``error`` is set, except for requests that get
+    no answer (Produce with ``acks=0``): those complete with neither once
+    their bytes are written. ``version`` is the version the request was sent
+    at (-1 if it was refused before one was chosen). ``latency`` is the time
+    from ``send()`` to the completion, in seconds of the client's clock.
+    """
+
+    node_id: int
+    request: Message
+    version: int
+    body: Any | None
+    error: KafkaSinkError | None
+    latency: float
+
+
+Callback = Callable[[ClientResponse], None]
+
+
+class _Request:
+    """A request queued or in flight on one connection."""
+
+    __slots__ = ("callback", "end", "request", "sent_at", "version")
+
+    def __init__(
+        self, callback: Callback | None, request: Message, version: int, sent_at: float, end: int
+    ) -> None:
+        self.callback = callback  # None: the connection's own ApiVersions
+        self.request = request
+        self.version = version
+        self.sent_at = sent_at
+        self.end = end  # offset, in the connection's output stream, of its last byte + 1
+
+
+class _Node:
+    """One broker node: its address and the state of its connection."""
+
+    __slots__ = (
+        "address",
+        "addresses",
+        "api_versions",
+        "awaiting",
+        "broker",
+        "deadline",
+        "failures",
+        "last_error",
+        "mask",
+        "negotiation",
+        "node_id",
+        "out",
+        "out_pos",
+        "protocol",
+        "queued",
+        "retry_at",
+        "sock",
+        "state",
+        "unanswered",
+        "versions",
+        "written",
+    )
+
+    def __init__(self, node_id: int, address: BrokerAddress) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.broker = str(address)
+        self.state = DISCONNECTED
+        self.sock: socket.socket | None = None
+        self.mask = 0
+        self.protocol: ClientProtocol | None = None
+        self.negotiation: ApiVersionsNegotiation | None = None
+        self.api_versions: dict[int, tuple[int, int]] = {}
+        self.versions: dict[int, int] = {}  # chosen version by API key, cached
+        # Output: frames not yet completely written; out_pos bytes of the first
+        # one are. queued and written count bytes since the connection opened.
+        self.out: deque[bytearray] = deque()
+        self.out_pos = 0
+        self.queued = 0
+        self.written = 0
+        self.awaiting: deque[_Request] = deque()  # in the order the answers will come
+        self.unanswered: deque[_Request] = deque()  # acks=0: done once written
+        self.deadline = 0.0  # end of the connection setup (connecting, negotiating)
+        self.failures = 0
+        self.retry_at = 0.0
+        self.addresses: list[_AddrInfo] = []  # resolved addresses not yet tried
+        self.last_error: str | None = None
+
+    def pending(self) -> int:
+        return len(self.awaiting) + len(self.unanswered)
+
+
+class NetworkClient:
+    """Non-blocking connections to the brokers of one cluster, driven by :meth:`poll`.
+
+    Example (the producer's sender thread runs a loop like this)::
+
+        client = NetworkClient(client_id="app")
+        client.set_nodes({-1: BrokerAddress("localhost", 9092)})
+        while not client.ready(-1):
+            client.poll(0.1)
+        client.send(-1, MetadataRequest.for_topics(["logs"]), on_metadata)
+        client.poll(1.0)  # on_metadata(ClientResponse(...)) runs in here
+
+    Every method but :meth:`wakeup` must be called from one thread. ``send()``
+    never raises: a request that cannot be sent (the node is not ready, no
+    common API version) fails through its callback, at the next :meth:`poll`.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        clock: Clock = monotonic,
+        request_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        reconnect_backoff: float = 0.05,
+        reconnect_backoff_max: float = 1.0,
+        max_in_flight: int = 5,
+        ip_version: int | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        socket_factory: Callable[..., socket.socket] | None = None,
+        selector_factory: Callable[[], selectors.BaseSelector] = selectors.DefaultSelector,
+        software_version: str = "0",
+    ) -> None:
+        self._client_id = check_client_id(client_id)
+        self._clock = clock
+        self._request_timeout = check_positive_number(request_timeout, "request_timeout")
+        self._connect_timeout = check_positive_number(connect_timeout, "connect_timeout")
+        self._backoff = check_positive_number(
+            reconnect_backoff, "reconnect_backoff", allow_zero=True
+        )
+        self._backoff_max = check_positive_number(
+            reconnect_backoff_max, "reconnect_backoff_max", allow_zero=True
+        )
+        if self._backoff_max < self._backoff:
+            raise InvalidArgumentError(
+                "reconnect_backoff_max",
+                f"must be >= reconnect_backoff ({reconnect_backoff}), got {reconnect_backoff_max}",
+            )
+        self._max_in_flight = check_int(max_in_flight, "max_in_flight", 1)
+        if ip_version not in _FAMILIES:
+            raise InvalidArgumentError("ip_version", f"must be None, 4 or 6, got {ip_version!r}")
+        self._family = _FAMILIES[ip_version]
+        self._max_response_size = check_int(max_response_size, "max_response_size", 8, 2**31 - 1)
+        self._socket_factory: Callable[..., socket.socket] = socket_factory or socket.socket
+        self._selector_factory = selector_factory
+        self._software_version = software_version
+        self._nodes: dict[int, _Node] = {}
+        self._dirty: set[_Node] = set()  # nodes with output not yet tried
+        self._completed: list[tuple[Callback, ClientResponse]] = []
+        self._dispatching = False
+        self._closed = False
+        # No request or connection setup times out before this (it may be
+        # early, never late): poll() skips the scan of every node until then.
+        self._next_deadline = math.inf
+        self._recv_view = memoryview(bytearray(_RECV_BUFFER))
+        #: Exceptions raised by callbacks (caught, counted, otherwise ignored).
+        self.callback_errors = 0
+        self._wakeup_pending = False
+        self._selector = selector_factory()
+        self._wake_r, self._wake_w = self._open_wakeup()
+
+    def __repr__(self) -> str:
+        states = ", ".join(f"{n}={s}" for n, s in self.connection_states().items())
+        return f"<NetworkClient {self._client_id!r} {states or 'no nodes'}>"
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def set_nodes(self, nodes: Mapping[int, BrokerAddress]) -> None:
+        """Make ``nodes`` (node id -> address) the brokers known to the client.
+
+        Connections to nodes that are no longer listed, or whose address
+        changed, are closed and their requests in flight fail (at the next
+        :meth:`poll`). Bootstrap addresses take negative node ids.
+        """
+        if self._closed:
+            return
+        now = self._clock()
+        for node_id, node in list(self._nodes.items()):
+            address = nodes.get(node_id)
+            if address == node.address:
+                continue
+            reason = "left the cluster" if address is None else f"moved to {address}"
+            self._drop(node, now, reason)
+            del self._nodes[node_id]
+            self._debug(node, f"forgotten: {reason}")
+        for node_id, address in nodes.items():
+            if node_id not in self._nodes:
+                self._nodes[node_id] = _Node(node_id, address)
+
+    def ready(self, node_id: int) -> bool:
+        """Whether a request can be sent to ``node_id`` now.
+
+        True when the connection is up, its versions are negotiated and fewer
+        than ``max_in_flight`` requests are in flight on it. Otherwise starts
+        a non-blocking connect, unless one is under way or the node is backing
+        off after a failure, and returns False. Never blocks (except for a
+        name resolution when a connection starts).
+        """
+        node = self._nodes.get(node_id)
+        if node is None:
+            return False
+        if node.state == READY:
+            return len(node.awaiting) + len(node.unanswered) < self._max_in_flight
+        if node.sock is None and not self._closed:
+            now = self._clock()
+            if now >= node.retry_at:
+                self._connect(node, now)
+        return False
+
+    def can_send_more(self, node_id: int) -> bool:
+        """Like :meth:`ready`, without starting a connection."""
+        node = self._nodes.get(node_id)
+        return (
+            node is not None
+            and node.state == READY
+            and len(node.awaiting) + len(node.unanswered) < self._max_in_flight
+        )
+
+    def in_flight(self, node_id: int | None = None) -> int:
+        """Requests sent and not yet completed, to ``node_id`` or to every node."""
+        if node_id is not None:
+            node = self._nodes.get(node_id)
+            return node.pending() if node is not None and node.state == READY else 0
+        return sum(n.pending() for n in self._nodes.values() if n.state == READY)
+
+    def api_versions(self, node_id: int) -> dict[int, tuple[int, int]]:
+        """The version ranges the node supports by API key (empty until it is ready)."""
+        node = self._nodes.get(node_id)
+        return dict(node.api_versions) if node is not None else {}
+
+    def version_for(self, node_id: int, api_key: int) -> int:
+        """The version of ``api_key`` to use with ``node_id`` (which must be ready).
+
+        Raises :class:`~kafka_sink.errors.UnsupportedVersionError` when the
+        node and the library share no version of the API, and
+        :class:`~kafka_sink.errors.ConnectError` when the node is not ready.
+        """
+        node = self._nodes.get(node_id)
+        if node is None or node.state != READY:
+            raise self._not_ready(node_id, node)
+        version = node.versions.get(api_key)
+        if version is None:
+            version = self._choose_version(node, api_key)
+        return version
+
+    def connection_delay(self, node_id: int) -> float:
+        """Seconds until :meth:`ready` may start a connection to ``node_id`` (0: now)."""
+        node = self._nodes.get(node_id)
+        if node is None or node.sock is not None:
+            return 0.0
+        return max(0.0, node.retry_at - self._clock())
+
+    def connection_error(self, node_id: int) -> str | None:
+        """Why the last connection to ``node_id`` failed or closed (None: it did not)."""
+        node = self._nodes.get(node_id)
+        return node.last_error if node is not None else None
+
+    def least_loaded_node(self) -> int | None:
+        """A node to send a request that any broker can answer (Metadata), or None.
+
+        A ready node with the fewest requests in flight; else one whose
+        connection is being set up; else one that may be connected to now.
+        Ties are broken at random, to spread such requests.
+        """
+        nodes = list(self._nodes.values())
+        if not nodes:
+            return None
+        now = self._clock()
+        best: _Node | None = None
+        best_load = self._max_in_flight
+        setting_up: _Node | None = None
+        connectable: _Node | None = None
+        start = random.randrange(len(nodes))
+        for i in range(len(nodes)):
+            node = nodes[(start + i) % len(nodes)]
+            if node.state == READY:
+                load = node.pending()
+                if load < best_load:
+                    best, best_load = node, load
+                    if load == 0:
+                        break
+            elif node.sock is not None:
+                setting_up = setting_up or node
+            elif now >= node.retry_at:
+                connectable = connectable or node
+        chosen = best or setting_up or connectable
+        return chosen.node_id if chosen is not None else None
+
+    def connection_states(self) -> dict[int, str]:
+        """Each node's connection state: connecting, negotiating, ready, disconnected, backoff."""
+        now = self._clock()
+        return {node_id: self._state(node, now) for node_id, node in self._nodes.items()}
+
+    @staticmethod
+    def _state(node: _Node, now: float) -> str:
+        if node.sock is not None:
+            return node.state
+        return BACKOFF if now < node.retry_at else DISCONNECTED
+
+    # -- requests ---------------------------------------------------------------------
+
+    def send(
+        self,
+        node_id: int,
+        request: Message,
+        callback: Callback,
+        *,
+        version: int | None = None,
+    ) -> None:
+        """Queue ``request`` for ``node_id``; ``callback`` receives its outcome from :meth:`poll`.
+
+        Call only when :meth:`ready` says so. ``version`` defaults to the
+        highest version both sides speak. The request's bytes are written by
+        the next :meth:`poll`; a request that gets no answer (Produce with
+        ``acks=0``) completes when they all are.
+        """
+        node = self._nodes.get(node_id)
+        if node is None or node.state != READY:
+            self._refuse(node_id, request, version, callback, self._not_ready(node_id, node))
+            return
+        pending = len(node.awaiting) + len(node.unanswered)
+        if pending >= self._max_in_flight:
+            self._refuse(
+                node_id,
+                request,
+                version,
+                callback,
+                SendError(
+                    f"node {node_id} ({node.broker}) already has {pending} requests in flight "
+                    f"(max_in_flight={self._max_in_flight})",
+                    broker=node.broker,
+                    node_id=node_id,
+                ),
+            )
+            return
+        try:
+            if version is None:
+                version = node.versions.get(request.API_KEY)
+                if version is None:
+                    version = self._choose_version(node, request.API_KEY)
+            self._enqueue(node, request, version, callback, self._clock())
+        except KafkaSinkError as exc:
+            self._refuse(node_id, request, version, callback, exc)
+        except Exception as exc:  # an encoder rejecting a field value: the request is bad
+            self._refuse(
+                node_id,
+                request,
+                version,
+                callback,
+                InvalidArgumentError(
+                    "request", f"{type(request).__name__} cannot be encoded: {exc!r}"
+                ),
+            )
+
+    def poll(self, timeout: float) -> None:
+        """Do the I/O that is possible, waiting at most ``timeout`` seconds for some.
+
+        Writes queued requests, completes connections and their negotiation,
+        reads and decodes responses, fails requests and connections that timed
+        out, then runs the callbacks of everything that completed, on this
+        thread. Returns early when :meth:`wakeup` is called. Callbacks that
+        raise are counted in ``callback_errors``; nothing raises out of here.
+        """
+        if self._closed:
+            self._dispatch()
+            return
+        now = self._clock()
+        self._flush(now)
+        if now >= self._next_deadline:
+            self._next_deadline = self._expire(now)
+        if self._completed:
+            wait = 0.0
+        else:
+            wait = min(timeout, self._next_deadline - now, _MAX_WAIT)
+            wait = wait if wait > 0.0 else 0.0
+        events = self._selector.select(wait)
+        now = self._clock()
+        for key, mask in events:
+            node: _Node | None = key.data
+            if node is None:
+                self._drain_wakeup()
+            elif key.fileobj is node.sock:  # else the connection was replaced this turn
+                if node.state == CONNECTING:
+                    self._finish_connect(node, now)
+                    continue
+                if mask & _READ:
+                    self._read(node, now)
+                if mask & _WRITE and node.sock is key.fileobj:
+                    self._write(node, now)
+        self._flush(now)
+        if now >= self._next_deadline:
+            self._next_deadline = self._expire(now)
+        self._dispatch()
+
+    def wakeup(self) -> None:
+        """Make a :meth:`poll` under way (or the next one) return promptly.
+
+        Safe from any thread and cheap: calls are coalesced until the poll
+        sees the first one, and it never blocks.
+        """
+        if self._wakeup_pending:
+            return
+        self._wakeup_pending = True
+        # A full pipe already wakes the poll; a closed one means the client is closed.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def close(self) -> None:
+        """Close every connection; requests in flight fail with a NetworkError. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        now = self._clock()
+        for node in self._nodes.values():
+            self._drop(node, now, "the client was closed")
+        self._nodes.clear()
+        self._dirty.clear()
+        with contextlib.suppress(OSError):
+            self._selector.close()
+        for sock in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._dispatch()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def reset_after_fork(self) -> None:
+        """Forget every connection in a child process, without disturbing the parent's.
+
+        The child shares the parent's sockets and the kernel state of its
+        selector: nothing is written to them and nothing is unregistered (that
+        would change the parent's interest list); the child's copies of the
+        descriptors are closed. Requests in flight are dropped without their
+        callbacks, which belong to the parent. Known nodes are kept, so the
+        child connects afresh when it needs to.
+        """
+        if self._closed:  # nothing of the parent's is open any more
+            return
+        # Closing the selector closes its descriptor only: the parent's epoll
+        # instance and its registrations stay as they are.
+        with contextlib.suppress(Exception):
+            self._selector.close()
+        for sock in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+        for node_id, node in self._nodes.items():
+            if node.sock is not None:
+                with contextlib.suppress(OSError):
+                    node.sock.close()  # the child's descriptor only; no shutdown()
+            self._nodes[node_id] = _Node(node_id, node.address)
+        self._dirty = set()
+        self._completed = []
+        self._dispatching = False
+        self._next_deadline = math.inf
+        self.callback_errors = 0
+        self._wakeup_pending = False
+        self._selector = self._selector_factory()
+        self._wake_r, self._wake_w = self._open_wakeup()
+
+    # -- connecting -------------------------------------------------------------------
+
+    def _open_wakeup(self) -> tuple[socket.socket, socket.socket]:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._selector.register(reader, _READ, None)
+        return reader, writer
+
+    def _drain_wakeup(self) -> None:
+        # Drain, then clear: cleared first, a wakeup() landing in between would
+        # write a byte that the drain swallows, and leave the flag set with
+        # nothing to read, muting every later wakeup(). In this order a wakeup()
+        # that sees the flag still set needs no byte: the poll under way returns.
+        with contextlib.suppress(OSError):
+            while len(self._wake_r.recv(4096)) == 4096:
+                pass
+        self._wakeup_pending = False
+
+    def _connect(self, node: _Node, now: float) -> None:
+        """Start a non-blocking connect to the node's next address."""
+        node.state = CONNECTING
+        node.deadline = now + self._connect_timeout
+        self._next_deadline = min(self._next_deadline, node.deadline)
+        if not node.addresses:
+            address = node.address
+            try:
+                infos = socket.getaddrinfo(
+                    address.host, address.port, self._family, socket.SOCK_STREAM
+                )
+            except (OSError, ValueError, LookupError) as exc:  # ValueError: a bad name
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self._setup_failed(node, now, f"cannot resolve {address.host!r}: {reason}")
+                return
+            node.addresses = [*infos]
+            if not node.addresses:
+                self._setup_failed(node, now, f"{address.host!r} resolves to no address")
+                return
+        family, kind, proto, _, sockaddr = node.addresses.pop(0)
+        self._debug(node, f"connecting to {sockaddr}")
+        try:
+            sock = self._socket_factory(family, kind, proto)
+        except OSError as exc:
+            self._setup_failed(node, now, f"cannot open a socket: {describe_os_error(exc)}")
+            return
+        try:
+            sock.setblocking(False)
+            if family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex(sockaddr)
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+        if err == 0:
+            node.sock = sock
+            node.mask = _READ
+            self._selector.register(sock, _READ, node)
+            self._connected(node, now)
+        elif err in _IN_PROGRESS:
+            node.sock = sock
+            node.mask = _WRITE
+            self._selector.register(sock, _WRITE, node)
+        else:
+            with contextlib.suppress(OSError):
+                sock.close()
+            self._setup_failed(node, now, os.strerror(err))
+
+    def _finish_connect(self, node: _Node, now: float) -> None:
+        sock = node.sock
+        assert sock is not None
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+        if err in _IN_PROGRESS:  # a spurious readiness report
+            return
+        if err:
+            self._fail(node, now, os.strerror(err))
+            return
+        self._connected(node, now)
+
+    def _connected(self, node: _Node, now: float) -> None:
+        """TCP is up: negotiate versions."""
+        node.addresses = []  # the next connection resolves the name again
+        node.state = NEGOTIATING
+        node.protocol = ClientProtocol(self._client_id, max_response_size=self._max_response_size)
+        node.negotiation = ApiVersionsNegotiation(node.broker, self._software_version)
+        self._debug(node, "connected, negotiating versions")
+        self._send_api_versions(node, now)
+
+    def _send_api_versions(self, node: _Node, now: float) -> None:
+        assert node.negotiation is not None
+        request, version = node.negotiation.request()
+        self._enqueue(node, request, version, None, now)
+
+    def _negotiated(self, node: _Node, body: Any, now: float) -> bool:
+        """Handle an ApiVersions answer; False when it ended the connection."""
+        assert node.negotiation is not None
+        try:
+            ranges = node.negotiation.handle(body)
+        except ProtocolError as exc:
+            self._fail(node, now, exc.message)
+            return False
+        if ranges is None:  # KIP-511: ask again at the version the broker offers
+            self._send_api_versions(node, now)
+            return True
+        node.api_versions = ranges
+        node.versions = {}
+        node.negotiation = None
+        node.state = READY
+        node.failures = 0
+        node.last_error = None
+        self._debug(node, "ready")
+        return True
+
+    def _choose_version(self, node: _Node, api_key: int) -> int:
+        try:
+            version = choose_version(api_key, node.api_versions)
+        except UnsupportedVersionError as exc:
+            raise UnsupportedVersionError(
+                f"{exc.message} (node {node.node_id}, {node.broker})",
+                broker=node.broker,
+                node_id=node.node_id,
+            ) from None
+        node.versions[api_key] = version
+        return version
+
+    # -- the byte streams -------------------------------------------------------------
+
+    def _enqueue(
+        self,
+        node: _Node,
+        request: Message,
+        version: int,
+        callback: Callback | None,
+        now: float,
+    ) -> None:
+        protocol = node.protocol
+        assert protocol is not None
+        _, frame = protocol.frame(request, version)
+        node.queued += len(frame)
+        entry = _Request(callback, request, version, now, node.queued)
+        if request.expects_response():
+            node.awaiting.append(entry)
+        else:
+            node.unanswered.append(entry)
+        node.out.append(frame)
+        self._dirty.add(node)
+        deadline = now + self._request_timeout
+        self._next_deadline = min(self._next_deadline, deadline)
+
+    def _flush(self, now: float) -> None:
+        dirty = self._dirty
+        while dirty:
+            node = dirty.pop()
+            if node.sock is not None and node.state != CONNECTING:
+                self._write(node, now)
+
+    def _write(self, node: _Node, now: float) -> None:
+        """Write as much queued output as the socket takes, without blocking."""
+        sock = node.sock
+        assert sock is not None
+        out = node.out
+        while out:
+            pos = node.out_pos
+            try:
+                if len(out) == 1 or not _HAS_SENDMSG:
+                    first = out[0]
+                    asked = len(first) - pos
+                    sent = sock.send(memoryview(first)[pos:] if pos else first)
+                else:
+                    buffers: list[bytearray | memoryview] = list(itertools.islice(out, _MAX_IOV))
+                    asked = sum(map(len, buffers)) - pos
+                    if pos:
+                        buffers[0] = memoryview(buffers[0])[pos:]
+                    sent = sock.sendmsg(buffers)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
+                return
+            node.written += sent
+            pos += sent
+            while out and pos >= len(out[0]):
+                pos -= len(out.popleft())
+            node.out_pos = pos
+            if sent < asked:  # the socket's buffer is full
+                break
+        unanswered = node.unanswered
+        while unanswered and unanswered[0].end <= node.written:
+            entry = unanswered.popleft()
+            if entry.callback is not None:
+                self._completed.append(
+                    (
+                        entry.callback,
+                        ClientResponse(
+                            node.node_id,
+                            entry.request,
+                            entry.version,
+                            None,
+                            None,
+                            now - entry.sent_at,
+                        ),
+                    )
+                )
+        want = _READ | _WRITE if out else _READ
+        if want != node.mask:
+            node.mask = want
+            self._selector.modify(sock, want, node)
+
+    def _read(self, node: _Node, now: float) -> None:
+        """Read what has arrived and complete the requests it answers."""
+        sock = node.sock
+        protocol = node.protocol
+        assert sock is not None
+        assert protocol is not None
+        view = self._recv_view
+        for _ in range(_MAX_READS):
+            try:
+                count = sock.recv_into(view)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._fail(node, now, f"cannot receive: {describe_os_error(exc)}")
+                return
+            if count == 0:
+                self._fail(node, now, "connection closed by the broker")
+                return
+            protocol.receive_data(view[:count])
+            if not self._take_responses(node, protocol, now) or count < len(view):
+                return
+
+    def _take_responses(self, node: _Node, protocol: ClientProtocol, now: float) -> bool:
+        """Complete the requests answered by whole frames; False when the connection ended."""
+        awaiting = node.awaiting
+        completed = self._completed
+        while True:
+            try:
+                response = protocol.next_response()
+            except ProtocolError as exc:
+                exc.context.setdefault("broker", node.broker)
+                self._fail(node, now, f"bad response: {exc.message}", error=exc)
+                return False
+            if response is None:
+                return True
+            entry = awaiting.popleft()
+            if entry.callback is None:
+                if not self._negotiated(node, response.body, now):
+                    return False
+                continue
+            completed.append(
+                (
+                    entry.callback,
+                    ClientResponse(
+                        node.node_id,
+                        entry.request,
+                        entry.version,
+                        response.body,
+                        None,
+                        now - entry.sent_at,
+                    ),
+                )
+            )
+
+    # -- failures and time ------------------------------------------------------------
+
+    def _expire(self, now: float) -> float:
+        """Fail what has timed out; return the next deadline (inf: none)."""
+        next_deadline = math.inf
+        timeout = self._request_timeout
+        for node in self._nodes.values():
+            if node.sock is None:
+                continue
+            if node.state != READY:
+                if now >= node.deadline:
+                    self._fail(node, now, f"no connection within {self._connect_timeout:g}s")
+                    if node.sock is None:
+                        continue
+                next_deadline = min(next_deadline, node.deadline)
+                continue
+            oldest = math.inf
+            if node.awaiting:
+                oldest = node.awaiting[0].sent_at
+            if node.unanswered:
+                oldest = min(oldest, node.unanswered[0].sent_at)
+            if oldest + timeout <= now:
+                self._fail(node, now, f"a request got no response within {timeout:g}s")
+            elif oldest < math.inf:
+                next_deadline = min(next_deadline, oldest + timeout)
+        return next_deadline
+
+    def _fail(
+        self, node: _Node, now: float, reason: str, *, error: KafkaSinkError | None = None
+    ) -> None:
+        """Close the node's connection after a failure and schedule the next attempt.
+
+        ``error`` goes to the request whose answer caused the failure.
+        """
+        setting_up = node.state != READY
+        self._drop(node, now, reason, error=error)
+        node.last_error = reason
+        if setting_up:
+            self._debug(node, f"connection failed: {reason}")
+            if node.addresses:  # another address of the same name may work
+                self._connect(node, now)
+                return
+        else:
+            self._debug(node, f"disconnected: {reason}")
+        self._back_off(node, now)
+
+    def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
+        node.state = DISCONNECTED
+        node.last_error = reason
+        self._debug(node, f"connection failed: {reason}")
+        if node.addresses:
+            self._connect(node, now)
+        else:
+            self._back_off(node, now)
+
+    def _back_off(self, node: _Node, now: float) -> None:
+        node.failures += 1
+        delay = self._backoff * 2.0 ** min(node.failures - 1, 32)
+        delay = min(delay, self._backoff_max) * (1.0 + _JITTER * (2.0 * random.random() - 1.0))
+        node.retry_at = now + min(delay, self._backoff_max)
+
+    def _drop(
+        self, node: _Node, now: float, reason: str, *, error: KafkaSinkError | None = None
+    ) -> None:
+        """Close the node's connection and fail every request queued or in flight on it."""
+        expired = now - self._request_timeout
+        written = node.written
+        entries = sorted((*node.awaiting, *node.unanswered), key=lambda e: e.end)
+        head = node.awaiting[0] if node.awaiting and error is not None else None
+        node.awaiting.clear()
+        node.unanswered.clear()
+        context: dict[str, Any] = {"broker": node.broker, "node_id": node.node_id}
+        for entry in entries:
+            if entry.callback is None:
+                continue
+            exc: KafkaSinkError
+            if entry is head and error is not None:
+                exc = error
+            elif entry.sent_at <= expired:
+                exc = RequestTimeoutError(
+                    f"no response from node {node.node_id} ({node.broker}) within "
+                    f"{self._request_timeout:g}s",
+                    **context,
+                )
+            elif entry.end <= written:
+                exc = ReceiveError(
+                    f"node {node.node_id} ({node.broker}): {reason}; the request was sent, "
+                    "its response was not received",
+                    **context,
+                )
+            else:
+                exc = SendError(
+                    f"node {node.node_id} ({node.broker}): {reason}; the request was not sent",
+                    **context,
+                )
+            self._completed.append(
+                (
+                    entry.callback,
+                    ClientResponse(
+                        node.node_id, entry.request, entry.version, None, exc, now - entry.sent_at
+                    ),
+                )
+            )
+        sock, node.sock = node.sock, None
+        if sock is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(sock)
+            with contextlib.suppress(OSError):
+                sock.close()
+        if node.protocol is not None:
+            node.protocol.fail_all()
+            node.protocol = None
+        self._dirty.discard(node)
+        node.state = DISCONNECTED
+        node.mask = 0
+        node.out.clear()
+        node.out_pos = node.queued = node.written = 0
+        node.negotiation = None
+        node.api_versions = {}
+        node.versions = {}
+
+    def _not_ready(self, node_id: int, node: _Node | None) -> NetworkError:
+        if self._closed:
+            return ConnectError("the network client is closed", node_id=node_id)
+        if node is None:
+            return ConnectError(f"node {node_id} is not known", node_id=node_id)
+        state = self._state(node, self._clock())
+        detail = f"; last error: {node.last_error}" if node.last_error else ""
+        return ConnectError(
+            f"node {node_id} ({node.broker}) is not ready ({state}){detail}",
+            broker=node.broker,
+            node_id=node_id,
+        )
+
+    def _refuse(
+        self,
+        node_id: int,
+        request: Message,
+        version: int | None,
+        callback: Callback,
+        error: KafkaSinkError,
+    ) -> None:
+        self._completed.append(
+            (
+                callback,
+                ClientResponse(
+                    node_id, request, -1 if version is None else version, None, error, 0.0
+                ),
+            )
+        )
+
+    def _dispatch(self) -> None:
+        """Run the callbacks of completed requests (re-entrant calls queue more)."""
+        completed = self._completed
+        if not completed or self._dispatching:
+            return
+        self._dispatching = True
+        done = 0
+        try:
+            while done < len(completed):
+                callback, response = completed[done]
+                done += 1
+                try:
+                    callback(response)
+                except Exception:
+                    self.callback_errors += 1
+        finally:
+            del completed[:done]
+            self._dispatching = False
+
+    @staticmethod
+    def _debug(node: _Node, what: str) -> None:
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("node %d (%s): %s", node.node_id, node.broker, what)

@@ -1,0 +1,615 @@
+"""Per-partition batches between the callers' threads and the sender thread.
+
+Theory of operation. ``append`` (any thread) encodes a record straight into
+the open batch of its partition, under one lock; nothing is encoded again at
+send time. A batch is *ready* when it is full, when it has lingered
+``linger_ms``, or while a flush or close is in progress. The sender thread
+*drains* ready batches of partitions whose leader can take a request, at most
+one batch per partition in flight: that keeps records in order across retries
+without relying on the broker, and lets an idempotent producer assign each
+partition's sequence numbers in plain order.
+
+Memory is bounded by ``buffer_memory``: every record reserves an estimate of
+what it costs in this process (payload plus a fixed per-record overhead) until
+its batch is finished. When the buffer is full the ``on_buffer_full`` policy
+decides: wait for space up to ``max_block_ms``, refuse the new record, or
+evict the oldest batches that were never sent. A refused or evicted record is
+counted and its future fails with :class:`~kafka_sink.BufferFullError`;
+futures failed here are resolved by the sender thread, so delivery callbacks
+always run there.
+
+Records for a topic whose partition count is not known yet (no metadata, and
+no partition given) wait unencoded in a per-topic queue until the sender has
+the metadata and assigns them a partition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kafka_sink.config import SinkConfig
+from kafka_sink.errors import BufferFullError, DeliveryError, RecordTooLargeError, SinkClosedError
+from kafka_sink.net.transport import Clock
+from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture
+from kafka_sink.producer.metrics import SinkMetrics
+from kafka_sink.protocol.codecs import Compression
+from kafka_sink.protocol.records import BATCH_HEADER_SIZE, BatchBuilder, Header
+
+__all__ = ["PendingRecord", "ProducerBatch", "RecordAccumulator"]
+
+TopicPartition = tuple[str, int]
+
+#: Bytes a buffered record costs beyond its key, value and headers: its future,
+#: its encoded bytes object and list slots. Counting it keeps the process's
+#: real memory near ``buffer_memory`` even for small records.
+RECORD_OVERHEAD = 128
+#: Bytes a record adds to a request beyond its key, value and headers (varints,
+#: attributes): used to reject a record that cannot fit any request.
+_RECORD_WIRE_OVERHEAD = 32
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
+    """Payload bytes of a record (key, value, header names and values)."""
+    size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
+    for name, data in headers:
+        size += len(name) + (len(data) if data is not None else 0)
+    return size
+
+
+class ProducerBatch:
+    """A batch of one partition, with the futures of its records."""
+
+    __slots__ = (
+        "attempts",
+        "builder",
+        "created",
+        "futures",
+        "partition",
+        "producer_epoch",
+        "producer_id",
+        "reserved",
+        "retry_at",
+        "sealed",
+        "sequence",
+        "topic",
+        "wire",
+    )
+
+    def __init__(
+        self, topic: str, partition: int, compression: Compression, max_bytes: int, now: float
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.builder = BatchBuilder(compression, max_bytes)
+        self.futures: list[DeliveryFuture] = []
+        self.created = now
+        self.attempts = 0
+        self.reserved = 0
+        self.retry_at = 0.0
+        self.sealed = False
+        self.sequence: int | None = None
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.wire: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<ProducerBatch {self.topic}-{self.partition} records={len(self.futures)} "
+            f"attempts={self.attempts} sequence={self.sequence}>"
+        )
+
+    @property
+    def record_count(self) -> int:
+        return len(self.futures)
+
+    def encoded(self, producer_id: int, producer_epoch: int, sequence: int) -> bytes:
+        """The batch's bytes for these producer fields (compressed once, then reused)."""
+        wire = self.wire
+        if (
+            wire is None
+            or self.producer_id != producer_id
+            or self.producer_epoch != producer_epoch
+            or self.sequence != sequence
+        ):
+            wire = self.builder.build(producer_id, producer_epoch, sequence)
+            self.wire = wire
+            self.producer_id, self.producer_epoch, self.sequence = (
+                producer_id,
+                producer_epoch,
+                sequence,
+            )
+        return wire
+
+    def resolve(self, outcome: BatchOutcome) -> int:
+        """Resolve every future; return how many callbacks raised."""
+        errors = 0
+        for future in self.futures:
+            if not future.resolve(outcome):
+                errors += 1
+        return errors
+
+
+@dataclass(slots=True)
+class PendingRecord:
+    """A record waiting for its topic's metadata before it gets a partition."""
+
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[Header]
+    future: DeliveryFuture
+    reserved: int
+    created: float
+    partition: int | None = None
+
+
+class RecordAccumulator:
+    """Batches by partition, bounded memory, readiness and draining."""
+
+    def __init__(
+        self,
+        config: SinkConfig,
+        *,
+        clock: Clock,
+        wakeup: Callable[[], None],
+        metrics: SinkMetrics,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._wakeup = wakeup
+        self._metrics = metrics
+        self._compression = Compression.from_name(config.compression_type)
+        self._linger = config.linger_ms / 1000.0
+        self._delivery_timeout = config.delivery_timeout_ms / 1000.0
+        self._max_record = config.max_request_size - BATCH_HEADER_SIZE - _RECORD_WIRE_OVERHEAD
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._batches: dict[TopicPartition, deque[ProducerBatch]] = {}
+        self._pending: dict[str, deque[PendingRecord]] = {}
+        self._muted: set[TopicPartition] = set()
+        self._doomed: list[tuple[DeliveryFuture, DeliveryError]] = []
+        self._used = 0
+        self._incomplete = 0
+        self._flushing = 0
+        self._closing = False
+        self._drain_start = 0
+
+    # -- callers' threads ---------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        partition: int | None,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        future: DeliveryFuture,
+        explicit: bool = False,
+    ) -> None:
+        """Buffer one record (``partition`` None: assigned once metadata is known).
+
+        ``explicit`` says the caller chose the partition (it is kept even if
+        the record has to wait behind records still waiting for metadata).
+        Never raises for a full buffer or an oversized record: the future fails.
+        """
+        payload = record_size(key, value, headers)
+        if payload > self._max_record:
+            error = RecordTooLargeError(
+                f"the record's {payload} bytes exceed max_request_size "
+                f"({self._config.max_request_size} bytes)",
+                topic=topic,
+                size=payload,
+            )
+            with self._lock:
+                self._metrics.dropped["too_large"] += 1
+                self._doomed.append((future, error))
+            self._wakeup()
+            return
+        size = payload + RECORD_OVERHEAD
+        wake = False
+        with self._lock:
+            if self._closing:
+                self._metrics.dropped["closed"] += 1
+                self._doomed.append((future, _closed_error(topic)))
+                wake = True
+            elif not self._reserve(size, topic):
+                self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
+                self._doomed.append((future, _buffer_full_error(topic, self._config)))
+                wake = True
+            else:
+                self._incomplete += 1
+                self._metrics.queued += 1
+                pending = self._pending.get(topic)
+                if partition is None or pending:
+                    # Records wait in produce order: while earlier records of the
+                    # topic wait for metadata, later ones queue behind them.
+                    if pending is None:
+                        pending = self._pending[topic] = deque()
+                    if not pending:
+                        wake = True
+                    pending.append(
+                        PendingRecord(
+                            timestamp,
+                            key,
+                            value,
+                            headers,
+                            future,
+                            size,
+                            self._clock(),
+                            partition if explicit else None,
+                        )
+                    )
+                else:
+                    wake = self._place(
+                        topic, partition, timestamp, key, value, headers, future, size
+                    )
+        if wake:
+            self._wakeup()
+
+    def _reserve(self, size: int, topic: str) -> bool:
+        """Reserve ``size`` bytes under the lock, applying the buffer-full policy."""
+        limit = self._config.buffer_memory
+        if self._used + size <= limit:
+            self._used += size
+            return True
+        policy = self._config.on_buffer_full
+        if policy == "drop_oldest":
+            self._evict_oldest(self._used + size - limit)
+        elif policy == "block":
+            deadline = self._clock() + self._config.max_block_ms / 1000.0
+            while self._used + size > limit and not self._closing:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                self._space.wait(remaining)
+        if self._used + size <= limit:
+            self._used += size
+            return True
+        return False
+
+    def _evict_oldest(self, needed: int) -> None:
+        """Evict never-sent batches and pending records, oldest first, to free ``needed``."""
+        candidates: list[tuple[float, TopicPartition | str]] = []
+        for tp, queue in self._batches.items():
+            for batch in queue:
+                if batch.sequence is None and not batch.sealed:
+                    candidates.append((batch.created, tp))
+                    break
+        for topic, pending in self._pending.items():
+            if pending:
+                candidates.append((pending[0].created, topic))
+        candidates.sort(key=lambda item: item[0])
+        freed = 0
+        error = BufferFullError(
+            "evicted by a newer record: the buffer was full (on_buffer_full='drop_oldest')"
+        )
+        for _, where in candidates:
+            if freed >= needed:
+                break
+            if isinstance(where, str):
+                queue_p = self._pending[where]
+                while queue_p and freed < needed:
+                    record = queue_p.popleft()
+                    freed += record.reserved
+                    self._doom(record.future, error)
+                continue
+            queue_b = self._batches[where]
+            for batch in list(queue_b):
+                if batch.sequence is not None or batch.sealed:
+                    continue
+                queue_b.remove(batch)
+                freed += batch.reserved
+                for future in batch.futures:
+                    self._doom(future, error)
+                break
+        self._used -= freed
+
+    def _doom(self, future: DeliveryFuture, error: DeliveryError) -> None:
+        self._doomed.append((future, error))
+        self._incomplete -= 1
+        self._metrics.dropped["buffer_full_drop_oldest"] += 1
+
+    def _place(
+        self,
+        topic: str,
+        partition: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        future: DeliveryFuture,
+        size: int,
+    ) -> bool:
+        """Encode into the partition's open batch; True when the sender should look."""
+        tp = (topic, partition)
+        queue = self._batches.get(tp)
+        if queue is None:
+            queue = self._batches[tp] = deque()
+        batch = queue[-1] if queue else None
+        fresh = False
+        if (
+            batch is None
+            or batch.sealed
+            or not batch.builder.append(timestamp, key, value, headers)
+        ):
+            batch = ProducerBatch(
+                topic, partition, self._compression, self._config.batch_size, self._clock()
+            )
+            batch.builder.append(timestamp, key, value, headers)
+            queue.append(batch)
+            fresh = True
+        future._index = len(batch.futures)
+        batch.futures.append(future)
+        batch.reserved += size
+        # Wake the sender for a new batch (a new linger deadline) or a full one.
+        return fresh
+
+    def has_room(self, topic: str, partition: int) -> bool:
+        """Whether the partition has an open batch with room (read without the lock:
+        a stale answer only moves a keyless record to another partition early)."""
+        queue = self._batches.get((topic, partition))
+        if not queue:
+            return False
+        batch = queue[-1]
+        return not batch.sealed and batch.builder.size_in_bytes < self._config.batch_size
+
+    # -- sender thread --------------------------------------------------------------
+
+    def take_doomed(self) -> list[tuple[DeliveryFuture, DeliveryError]]:
+        """Futures failed on the callers' threads, to be resolved by the sender."""
+        with self._lock:
+            doomed, self._doomed = self._doomed, []
+        return doomed
+
+    def pending_topics(self) -> list[str]:
+        with self._lock:
+            return [topic for topic, queue in self._pending.items() if queue]
+
+    def assign_pending(self, topic: str, choose: Callable[[bytes | None], int]) -> None:
+        """Give the waiting records of ``topic`` a partition (metadata is now known)."""
+        with self._lock:
+            queue = self._pending.pop(topic, None)
+            if not queue:
+                return
+            for record in queue:
+                partition = record.partition if record.partition is not None else choose(record.key)
+                self._place(
+                    topic,
+                    partition,
+                    record.timestamp,
+                    record.key,
+                    record.value,
+                    record.headers,
+                    record.future,
+                    record.reserved,
+                )
+
+    def fail_pending(self, topic: str, error: DeliveryError) -> list[DeliveryFuture]:
+        """Fail the waiting records of a topic that cannot be produced to."""
+        with self._lock:
+            queue = self._pending.pop(topic, None) or deque()
+            for record in queue:
+                self._used -= record.reserved
+                self._incomplete -= 1
+            self._space.notify_all()
+            self._notify_idle()
+        return [record.future for record in queue]
+
+    def oldest_pending(self, topic: str) -> float | None:
+        with self._lock:
+            queue = self._pending.get(topic)
+            return queue[0].created if queue else None
+
+    def ready(
+        self, leader_of: Callable[[str, int], int | None], now: float
+    ) -> tuple[set[int], float, set[str]]:
+        """Nodes with a sendable batch, seconds until the next batch may become
+        sendable, and topics whose leaders are unknown."""
+        ready_nodes: set[int] = set()
+        unknown: set[str] = set()
+        next_check = 3600.0
+        with self._lock:
+            hurry = self._flushing > 0 or self._closing
+            for tp, queue in self._batches.items():
+                if not queue or tp in self._muted:
+                    continue
+                batch = queue[0]
+                if batch.retry_at > now:
+                    next_check = min(next_check, batch.retry_at - now)
+                    continue
+                leader = leader_of(*tp)
+                if leader is None:
+                    unknown.add(tp[0])
+                    continue
+                waited = now - batch.created
+                if (
+                    hurry
+                    or batch.attempts
+                    or len(queue) > 1
+                    or waited >= self._linger
+                    or (batch.builder.size_in_bytes >= self._config.batch_size)
+                ):
+                    ready_nodes.add(leader)
+                else:
+                    next_check = min(next_check, self._linger - waited)
+            if any(self._pending.values()):
+                unknown.update(t for t, q in self._pending.items() if q)
+        return ready_nodes, max(0.0, next_check), unknown
+
+    def drain(
+        self,
+        leader_of: Callable[[str, int], int | None],
+        nodes: set[int],
+        max_request_size: int,
+        now: float,
+    ) -> dict[int, list[ProducerBatch]]:
+        """Take at most one ready batch per partition for each node, within the request size."""
+        drained: dict[int, list[ProducerBatch]] = {}
+        sizes: dict[int, int] = {}
+        with self._lock:
+            items = list(self._batches.items())
+            if not items:
+                return drained
+            start = self._drain_start % len(items)
+            self._drain_start += 1
+            for tp, queue in items[start:] + items[:start]:
+                if not queue or tp in self._muted:
+                    continue
+                batch = queue[0]
+                if batch.retry_at > now:
+                    continue
+                leader = leader_of(*tp)
+                if leader is None or leader not in nodes:
+                    continue
+                size = batch.builder.size_in_bytes
+                used = sizes.get(leader, 0)
+                if used and used + size > max_request_size:
+                    continue
+                queue.popleft()
+                if not queue:
+                    del self._batches[tp]
+                batch.sealed = True
+                self._muted.add(tp)
+                sizes[leader] = used + size
+                drained.setdefault(leader, []).append(batch)
+        return drained
+
+    def requeue(self, batch: ProducerBatch, retry_at: float) -> None:
+        """Put a batch back at the front of its partition for another attempt."""
+        tp = (batch.topic, batch.partition)
+        with self._lock:
+            batch.retry_at = retry_at
+            queue = self._batches.get(tp)
+            if queue is None:
+                queue = self._batches[tp] = deque()
+            queue.appendleft(batch)
+            self._muted.discard(tp)
+
+    def finish(self, batch: ProducerBatch) -> None:
+        """A batch left the pipeline (delivered or failed): free its memory."""
+        with self._lock:
+            self._muted.discard((batch.topic, batch.partition))
+            self._used -= batch.reserved
+            self._incomplete -= batch.record_count
+            self._space.notify_all()
+            self._notify_idle()
+
+    def _notify_idle(self) -> None:
+        if self._incomplete <= 0 or self._flushing:
+            self._idle.notify_all()
+
+    def expire(self, now: float) -> list[ProducerBatch]:
+        """Remove batches (not in flight) older than ``delivery_timeout_ms``."""
+        expired: list[ProducerBatch] = []
+        limit = now - self._delivery_timeout
+        with self._lock:
+            for tp, queue in list(self._batches.items()):
+                while queue and queue[0].created <= limit and tp not in self._muted:
+                    expired.append(queue.popleft())
+                if not queue:
+                    del self._batches[tp]
+        return expired
+
+    def expire_pending(self, now: float) -> list[tuple[str, list[DeliveryFuture]]]:
+        """Pending records whose topic never got metadata within the delivery timeout."""
+        limit = now - self._delivery_timeout
+        out: list[tuple[str, list[DeliveryFuture]]] = []
+        with self._lock:
+            for topic, queue in self._pending.items():
+                futures = []
+                while queue and queue[0].created <= limit:
+                    record = queue.popleft()
+                    self._used -= record.reserved
+                    self._incomplete -= 1
+                    futures.append(record.future)
+                if futures:
+                    out.append((topic, futures))
+            if out:
+                self._space.notify_all()
+                self._notify_idle()
+        return out
+
+    def abort_all(self) -> list[ProducerBatch | PendingRecord]:
+        """Take every buffered batch and pending record (close ran out of time)."""
+        with self._lock:
+            taken: list[ProducerBatch | PendingRecord] = []
+            for queue in self._batches.values():
+                taken.extend(queue)
+            for pending in self._pending.values():
+                taken.extend(pending)
+            self._batches.clear()
+            self._pending.clear()
+            for item in taken:
+                self._used -= item.reserved
+                self._incomplete -= item.record_count if isinstance(item, ProducerBatch) else 1
+            self._space.notify_all()
+            self._notify_idle()
+        return taken
+
+    # -- flush and close ------------------------------------------------------------
+
+    def wait_idle(self, timeout: float | None) -> int:
+        """Flush: make every batch ready and wait until nothing is incomplete.
+
+        Returns how many records are still undelivered when the wait ends.
+        """
+        with self._lock:
+            self._flushing += 1
+        self._wakeup()
+        try:
+            with self._lock:
+                self._idle.wait_for(lambda: self._incomplete <= 0, timeout)
+                return max(0, self._incomplete)
+        finally:
+            with self._lock:
+                self._flushing -= 1
+
+    def begin_close(self) -> None:
+        """Refuse new records and make every batch ready."""
+        with self._lock:
+            self._closing = True
+            self._space.notify_all()
+        self._wakeup()
+
+    @property
+    def incomplete(self) -> int:
+        return self._incomplete
+
+    @property
+    def buffer_used(self) -> int:
+        return self._used
+
+    def has_work(self) -> bool:
+        with self._lock:
+            return bool(self._doomed) or any(self._batches.values()) or any(self._pending.values())
+
+    def reset(self) -> None:
+        """Forget everything (in a forked child: the parent delivers its own records)."""
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._batches = {}
+        self._pending = {}
+        self._muted = set()
+        self._doomed = []
+        self._used = 0
+        self._incomplete = 0
+        self._flushing = 0
+        self._closing = False
+
+
+def _buffer_full_error(topic: str, config: SinkConfig) -> BufferFullError:
+    if config.on_buffer_full == "block":
+        text = f"no buffer space within max_block_ms ({config.max_block_ms:g} ms)"
+    else:
+        text = f"the buffer ({config.buffer_memory} bytes) was full (on_buffer_full='drop_newest')"
+    return BufferFullError(f"record dropped: {text}", topic=topic)
+
+
+def _closed_error(topic: str) -> DeliveryError:
+    return SinkClosedError("the sink is closed", topic=topic)

@@ -1,0 +1,351 @@
+"""The asynchronous producer: ``Sink``.
+
+``produce()`` validates a record, picks its partition from metadata the
+sender thread already has, encodes it into its partition's open batch and
+returns a :class:`~kafka_sink.DeliveryFuture`; it does no network I/O and
+waits at most ``max_block_ms`` (only with ``on_buffer_full="block"``). A
+daemon thread started on first use delivers the batches.
+
+Lifecycle: :meth:`Sink.close` is idempotent and bounded (by its timeout,
+default ``close_timeout_ms``); an interpreter exit closes every open sink
+with that bound; after ``os.fork()`` the child's sink starts empty and lazily
+starts its own thread (the parent's buffered records stay the parent's), and
+the parent is unaffected. The sink never logs from its sender thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from kafka_sink.config import SinkConfig
+from kafka_sink.errors import InvalidArgumentError, SinkClosedError
+from kafka_sink.net.client import NetworkClient
+from kafka_sink.net.transport import Clock, monotonic
+from kafka_sink.producer.accumulator import RecordAccumulator
+from kafka_sink.producer.futures import DeliveryCallback, DeliveryFuture
+from kafka_sink.producer.metrics import SinkMetrics
+from kafka_sink.producer.partitioner import DefaultPartitioner
+from kafka_sink.producer.sender import Network, Partitioner, Sender
+from kafka_sink.protocol.records import Header
+
+__all__ = ["Sink"]
+
+HeaderInput = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
+_live_sinks: weakref.WeakSet[Sink] = weakref.WeakSet()
+
+
+class Sink:
+    """Buffers records into per-partition batches and delivers them in the background.
+
+    Example::
+
+        with kafka_sink.Sink("localhost:9092", linger_ms=5) as sink:
+            future = sink.produce("logs", b'{"msg": "hello"}', key=b"user-1")
+            sink.flush(timeout=10)
+            print(future.result().offset)
+
+    Options are those of :class:`~kafka_sink.config.SinkConfig` (Java
+    producer names in snake case); an unknown option raises
+    :class:`~kafka_sink.InvalidArgumentError` naming it.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        *,
+        config: SinkConfig | None = None,
+        partitioner: Partitioner | None = None,
+        clock: Clock = monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        network_factory: Callable[[SinkConfig], Network] | None = None,
+        **options: Any,
+    ) -> None:
+        if config is None:
+            if bootstrap_servers is None:
+                raise InvalidArgumentError("bootstrap_servers", "is required")
+            config = SinkConfig.build(bootstrap_servers, **options)
+        elif options or bootstrap_servers is not None:
+            raise InvalidArgumentError("config", "pass either config or options, not both")
+        self.config = config
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._network_factory = network_factory or _default_network
+        self._partitioner = partitioner or _default_partitioner()
+        self._on_new_batch = getattr(self._partitioner, "on_new_batch", None)
+        self._lifecycle = threading.Lock()
+        self._closed = False
+        self._setup()
+        _live_sinks.add(self)
+
+    def _setup(self) -> None:
+        self._metrics = SinkMetrics()
+        self._accumulator = RecordAccumulator(
+            self.config, clock=self._clock, wakeup=self._wakeup, metrics=self._metrics
+        )
+        self._network: Network | None = None
+        self._sender: Sender | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._pid = os.getpid()
+        self._topics_ok: set[str] = set()
+
+    def __repr__(self) -> str:
+        servers = ",".join(str(b) for b in self.config.bootstrap_servers)
+        state = "closed" if self._closed else "open"
+        return f"<Sink {servers} client_id={self.config.client_id!r} {state}>"
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- producing --------------------------------------------------------------------
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        headers: HeaderInput | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> DeliveryFuture:
+        """Queue one record; return its delivery future.
+
+        ``timestamp`` is in milliseconds since the epoch (default: now);
+        ``headers`` are ``(name, value)`` pairs or a mapping, values bytes,
+        str or None. ``on_delivery(metadata, error)`` runs on the sender
+        thread once the record is delivered or has finally failed. Invalid
+        arguments raise :class:`~kafka_sink.InvalidArgumentError`; a full
+        buffer or an oversized record fail the future instead.
+        """
+        if topic not in self._topics_ok:
+            self._check_topic(topic)
+        value_b = _as_bytes(value, "value")
+        key_b = _as_bytes(key, "key")
+        if timestamp is None:
+            timestamp = int(self._wall_clock() * 1000)
+        elif isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+            raise InvalidArgumentError(
+                "timestamp", f"must be milliseconds since the epoch (int >= 0), got {timestamp!r}"
+            )
+        header_list: Sequence[Header] = _headers(headers) if headers else ()
+        if partition is not None and (
+            isinstance(partition, bool) or not isinstance(partition, int) or partition < 0
+        ):
+            raise InvalidArgumentError(
+                "partition", f"must be None or an integer >= 0, got {partition!r}"
+            )
+        if on_delivery is not None and not callable(on_delivery):
+            raise InvalidArgumentError("on_delivery", "must be callable")
+        if self._closed:
+            raise SinkClosedError("the sink is closed", topic=topic)
+        sender = self._sender
+        if sender is None:  # first use, or first use in a forked child (see the fork hook)
+            sender = self._start()
+        future = DeliveryFuture(timestamp, on_delivery)
+        explicit = partition is not None
+        if partition is None:
+            count = sender.partition_counts.get(topic)
+            if count:
+                partition = self._partitioner(topic, key_b, count)
+                if (
+                    key_b is None
+                    and self._on_new_batch is not None
+                    and not self._accumulator.has_room(topic, partition)
+                ):
+                    # Sticky partitioning (KIP-480): a keyless record that would
+                    # start a new batch moves on to another partition first.
+                    self._on_new_batch(topic, partition, count)
+                    partition = self._partitioner(topic, key_b, count)
+        self._accumulator.append(
+            topic, partition, timestamp, key_b, value_b, header_list, future, explicit
+        )
+        return future
+
+    def _check_topic(self, topic: object) -> None:
+        if not isinstance(topic, str) or not topic:
+            raise InvalidArgumentError("topic", f"must be a non-empty string, got {topic!r}")
+        if (
+            len(topic) > 249
+            or topic in (".", "..")
+            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic)
+        ):
+            raise InvalidArgumentError("topic", f"{topic!r} is not a legal Kafka topic name")
+        if len(self._topics_ok) < 10000:
+            self._topics_ok.add(topic)
+
+    # -- background thread ------------------------------------------------------------
+
+    def _start(self) -> Sender:
+        with self._lifecycle:
+            if self._pid != os.getpid():  # forked: the parent's state is the parent's
+                self._setup()
+            if self._sender is not None:
+                return self._sender
+            network = self._network_factory(self.config)
+            sender = Sender(
+                self.config,
+                self._accumulator,
+                network,
+                self._partitioner,
+                self._metrics,
+                self._clock,
+            )
+            self._network = network
+            thread = threading.Thread(
+                target=self._run, args=(sender, network), name="kafka-sink-sender", daemon=True
+            )
+            self._thread = thread
+            self._sender = sender
+            thread.start()
+            return sender
+
+    def _run(self, sender: Sender, network: Network) -> None:
+        try:
+            while not self._stop:
+                try:
+                    sender.run_once()
+                except Exception:  # the loop must survive anything; counted, never logged
+                    sender.loop_errors += 1
+                    network.poll(0.01)
+            sender.abort(SinkClosedError("the sink closed before the record was delivered"))
+        finally:
+            network.close()
+
+    def _wakeup(self) -> None:
+        network = self._network
+        if network is not None:
+            network.wakeup()
+
+    # -- flush and close ----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Send everything buffered now; wait up to ``timeout`` seconds (None: until done).
+
+        Returns how many records are still undelivered (0 when all were
+        delivered or finally failed).
+        """
+        if self._thread is None:
+            return self._accumulator.incomplete
+        return self._accumulator.wait_idle(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what can be delivered within ``timeout`` seconds, then stop.
+
+        ``None`` uses ``close_timeout_ms``. Records still undelivered at the
+        end fail with :class:`~kafka_sink.SinkClosedError`. Idempotent, and
+        always returns within the timeout (plus a few milliseconds).
+        """
+        with self._lifecycle:
+            if self._closed:
+                return
+            self._closed = True
+        _live_sinks.discard(self)
+        budget = self.config.close_timeout_ms / 1000.0 if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        self._accumulator.begin_close()
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        if thread.is_alive():
+            self._accumulator.wait_idle(max(0.0, deadline - time.monotonic()))
+        self._stop = True
+        self._wakeup()
+        thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def metrics(self) -> dict[str, Any]:
+        """A snapshot of the pipeline's metrics (counts, sizes, latencies, states)."""
+        network = self._network
+        states: dict[int, str] = {}
+        in_flight = 0
+        if network is not None:
+            for _ in range(3):  # read from another thread: retry if it changed under us
+                try:
+                    states = network.connection_states()
+                    in_flight = network.in_flight()
+                    break
+                except RuntimeError:
+                    continue
+        return self._metrics.snapshot(
+            buffer_bytes_used=self._accumulator.buffer_used,
+            buffer_bytes_limit=self.config.buffer_memory,
+            records_incomplete=self._accumulator.incomplete,
+            requests_in_flight=in_flight,
+            connections={str(node): state for node, state in states.items()},
+            loop_errors=self._sender.loop_errors if self._sender is not None else 0,
+        )
+
+    def _after_fork_in_child(self) -> None:
+        # Locks may have been held by threads that do not exist in the child.
+        self._lifecycle = threading.Lock()
+        if not self._closed:
+            self._setup()
+
+
+def _as_bytes(value: object, argument: str) -> bytes | None:
+    if value is None or type(value) is bytes:  # the common case first: no copy
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidArgumentError(argument, f"must be bytes, str or None, got {type(value).__name__}")
+
+
+def _headers(headers: object) -> list[Header]:
+    if isinstance(headers, Mapping):
+        items: Sequence[Any] = list(headers.items())
+    elif isinstance(headers, Sequence) and not isinstance(headers, (str, bytes)):
+        items = headers
+    else:
+        raise InvalidArgumentError("headers", f"must be (name, value) pairs, got {headers!r}")
+    out: list[Header] = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
+            raise InvalidArgumentError("headers", f"{item!r} is not a (str, value) pair")
+        out.append((item[0], _as_bytes(item[1], "headers")))
+    return out
+
+
+def _default_network(config: SinkConfig) -> Network:
+    return NetworkClient(
+        client_id=config.client_id,
+        request_timeout=config.request_timeout_ms / 1000.0,
+        max_in_flight=config.max_in_flight,
+        ip_version=config.ip_version,
+    )
+
+
+def _default_partitioner() -> Partitioner:
+    return DefaultPartitioner()
+
+
+def _close_all_at_exit() -> None:
+    for sink in list(_live_sinks):
+        with contextlib.suppress(Exception):
+            sink.close()
+
+
+def _reset_all_in_child() -> None:
+    for sink in list(_live_sinks):
+        sink._after_fork_in_child()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_in_child)
