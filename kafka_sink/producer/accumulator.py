@@ -127,7 +127,13 @@ class ProducerBatch:
         """Resolve every future; return how many callbacks raised."""
         errors = 0
         for future in self.futures:
-            if not future.resolve(outcome):
+            # Publish the outcome first, then look for a waiter or a callback:
+            # the same order as DeliveryFuture.resolve, so a waiter that appears
+            # meanwhile sees the outcome when it re-checks.
+            future._outcome = outcome
+            if (future._waiter is not None or future._callback is not None) and not (
+                future.resolve(outcome)
+            ):
                 errors += 1
         return errors
 
@@ -165,6 +171,7 @@ class RecordAccumulator:
         self._linger = config.linger_ms / 1000.0
         self._delivery_timeout = config.delivery_timeout_ms / 1000.0
         self._max_record = config.max_request_size - BATCH_HEADER_SIZE - _RECORD_WIRE_OVERHEAD
+        self._buffer_limit = config.buffer_memory
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -197,7 +204,9 @@ class RecordAccumulator:
         the record has to wait behind records still waiting for metadata).
         Never raises for a full buffer or an oversized record: the future fails.
         """
-        payload = record_size(key, value, headers)
+        payload = (0 if key is None else len(key)) + (0 if value is None else len(value))
+        if headers:
+            payload = record_size(key, value, headers)
         if payload > self._max_record:
             error = RecordTooLargeError(
                 f"the record's {payload} bytes exceed max_request_size "
@@ -214,10 +223,17 @@ class RecordAccumulator:
         wake = False
         with self._lock:
             if self._closing:
+                admitted = False
+            elif self._used + size <= self._buffer_limit:
+                self._used += size  # the common case of _reserve, inline
+                admitted = True
+            else:
+                admitted = self._reserve(size, topic)
+            if self._closing and not admitted:
                 self._metrics.dropped["closed"] += 1
                 self._doomed.append((future, _closed_error(topic)))
                 wake = True
-            elif not self._reserve(size, topic):
+            elif not admitted:
                 self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
                 self._doomed.append((future, _buffer_full_error(topic, self._config)))
                 wake = True

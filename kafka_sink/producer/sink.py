@@ -131,8 +131,9 @@ class Sink:
         """
         if topic not in self._topics_ok:
             self._check_topic(topic)
-        value_b = _as_bytes(value, "value")
-        key_b = _as_bytes(key, "key")
+        # bytes and None are the common case: no call, no copy.
+        value_b = value if value is None or type(value) is bytes else _as_bytes(value, "value")
+        key_b = key if key is None or type(key) is bytes else _as_bytes(key, "key")
         if timestamp is None:
             timestamp = int(self._wall_clock() * 1000)
         elif isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:

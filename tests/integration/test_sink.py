@@ -105,6 +105,23 @@ def _produce_through_faults(
     return futures
 
 
+def _cluster_and_sink(
+    new_mock_cluster: Any, topic: str, *, request_timeout_ms: int
+) -> tuple[Any, Sink]:
+    """A 3-broker mock cluster with a 6-partition topic (RF 3), and an acks=all sink."""
+    cluster = new_mock_cluster(3)
+    cluster.create_topic(topic, 6, 3)
+    sink = Sink(
+        cluster.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        request_timeout_ms=request_timeout_ms,
+        retry_backoff_ms=20,
+        buffer_memory=256 * 1024 * 1024,
+    )
+    return cluster, sink
+
+
 def _check_per_key_order(got: list[Any]) -> None:
     per_key: dict[bytes | None, list[int]] = defaultdict(list)
     for record in got:
@@ -120,17 +137,8 @@ def test_faults_lose_nothing_duplicate_nothing_keep_order(
 ) -> None:
     """100k keyed records, acks=all, while leaders move, a broker goes down and
     up, and the brokers answer with retriable errors."""
-    cluster = new_mock_cluster(3)
-    cluster.create_topic(topic_name, 6, 3)
+    cluster, sink = _cluster_and_sink(new_mock_cluster, topic_name, request_timeout_ms=1500)
     total = 100_000
-    sink = Sink(
-        cluster.bootstrap_servers,
-        acks="all",
-        linger_ms=5,
-        request_timeout_ms=1500,
-        retry_backoff_ms=20,
-        buffer_memory=256 * 1024 * 1024,
-    )
     faults = {
         10_000: lambda: cluster.set_partition_leader(topic_name, 0, 2),
         20_000: lambda: cluster.push_request_errors(0, [6, 7, 13, 19, 6, 7, 19, 13]),
@@ -164,17 +172,8 @@ def test_lost_responses_and_dead_brokers_lose_nothing(
     is lost" can hold. Exactly-once and order with lost answers are shown on
     Kafka 2.3, which checks sequences (test_retries_after_lost_answers_...).
     """
-    cluster = new_mock_cluster(3)
-    cluster.create_topic(topic_name, 6, 3)
+    cluster, sink = _cluster_and_sink(new_mock_cluster, topic_name, request_timeout_ms=1000)
     total = 100_000
-    sink = Sink(
-        cluster.bootstrap_servers,
-        acks="all",
-        linger_ms=5,
-        request_timeout_ms=1000,
-        retry_backoff_ms=20,
-        buffer_memory=256 * 1024 * 1024,
-    )
     faults = {
         20_000: lambda: cluster.set_broker_rtt(2, 2500),
         40_000: lambda: cluster.set_broker_rtt(2, 0),
