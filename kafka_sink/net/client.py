@@ -279,6 +279,7 @@ class NetworkClient:
         self._completed: list[tuple[Callback, ClientResponse]] = []
         self._dispatching = False
         self._closed = False
+        self._silent = False
         # No request or connection setup times out before this (it may be
         # early, never late): poll() skips the scan of every node until then.
         self._next_deadline = math.inf
@@ -1022,7 +1023,11 @@ class NetworkClient:
             del completed[:done]
             self._dispatching = False
 
-    @staticmethod
-    def _debug(node: _Node, what: str) -> None:
-        if _log.isEnabledFor(logging.DEBUG):
+    def silence(self) -> None:
+        """Emit no more log records, from now on (a sink that is closing must not
+        feed records to a logging handler that may be shipping through it)."""
+        self._silent = True
+
+    def _debug(self, node: _Node, what: str) -> None:
+        if not self._silent and _log.isEnabledFor(logging.DEBUG):
             _log.debug("node %d (%s): %s", node.node_id, node.broker, what)

@@ -253,6 +253,9 @@ class Sink:
                 return
             self._closed = True
         _live_sinks.discard(self)
+        network = self._network
+        if network is not None:
+            network.silence()  # no log record from the sender once closing began
         budget = self.config.close_timeout_ms / 1000.0 if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
         self._accumulator.begin_close()

@@ -405,3 +405,35 @@ def test_killing_the_leader_under_load(kafka23_cluster: Any, topic_name: str) ->
 def _leader_of(cluster: Any, topic: str) -> int:
     with kafka_sink.Connection(broker_list=cluster.bootstrap_servers, timeout=10) as connection:
         return connection.refresh_metadata([topic]).topics[topic][0].leader_id
+
+
+def test_no_log_record_from_the_sender_once_closing_began() -> None:
+    import logging
+    import threading
+
+    records: list[tuple[bool, str]] = []
+    closing = threading.Event()
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((closing.is_set(), record.threadName or ""))
+
+    logger = logging.getLogger("kafka_sink")
+    handler = Capture(logging.DEBUG)
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        with socket.socket() as dead:  # every broker dead: connections keep failing
+            dead.bind(("127.0.0.1", 0))
+            sink = Sink(f"127.0.0.1:{dead.getsockname()[1]}", delivery_timeout_ms=600_000)
+            sink.produce("logs", b"never delivered")
+            while not records:  # the sender is logging its connection attempts
+                sink.flush(timeout=0.05)
+            closing.set()
+            sink.close(timeout=1.0)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert any(not during for during, _ in records)  # it did log before closing
+    assert [t for during, t in records if during and t == "kafka-sink-sender"] == []
