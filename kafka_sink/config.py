@@ -8,7 +8,7 @@ surfaces at the call that made it rather than deep inside the sender.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kafka_sink.constants import (
@@ -19,7 +19,15 @@ from kafka_sink.constants import (
 )
 from kafka_sink.errors import InvalidArgumentError
 
-__all__ = ["BrokerAddress", "ConnectionConfig", "parse_broker_list"]
+__all__ = [
+    "BrokerAddress",
+    "ConnectionConfig",
+    "SinkConfig",
+    "as_bytes",
+    "check_topic",
+    "header_pairs",
+    "parse_broker_list",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,52 @@ def parse_broker_list(
     if not brokers:
         raise InvalidArgumentError(argument, "is empty")
     return brokers
+
+
+def check_topic(topic: object) -> str:
+    """Validate a Kafka topic name (what brokers accept)."""
+    if not isinstance(topic, str) or not topic:
+        raise InvalidArgumentError("topic", f"must be a non-empty string, got {topic!r}")
+    if len(topic) > 249 or topic in (".", ".."):
+        raise InvalidArgumentError("topic", f"{topic!r} is not a legal topic name")
+    if not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
+        raise InvalidArgumentError(
+            "topic", f"{topic!r} may contain only ASCII letters, digits, '.', '_' and '-'"
+        )
+    return topic
+
+
+def as_bytes(value: object, argument: str) -> bytes | None:
+    """A key, value or header value as bytes (str is encoded as UTF-8; None stays None)."""
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidArgumentError(argument, f"must be bytes, str or None, got {type(value).__name__}")
+
+
+def is_header_pair(item: object) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+
+
+def header_pairs(value: object) -> tuple[tuple[str, bytes | None], ...]:
+    """Headers given as ``(name, value)`` pairs or a mapping, values as bytes."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        items: Sequence[object] = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        items = value
+    else:
+        raise InvalidArgumentError("headers", f"must be (name, value) pairs, got {value!r}")
+    out: list[tuple[str, bytes | None]] = []
+    for item in items:
+        if not isinstance(item, tuple) or not is_header_pair(item):
+            raise InvalidArgumentError("headers", f"{item!r} is not a (str, value) pair")
+        out.append((item[0], as_bytes(item[1], "headers")))
+    return tuple(out)
 
 
 def check_positive_number(value: object, argument: str, *, allow_zero: bool = False) -> float:

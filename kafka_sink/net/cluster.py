@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kafka_sink.config import BrokerAddress, ConnectionConfig, parse_broker_list
+from kafka_sink.config import BrokerAddress, ConnectionConfig, check_topic, parse_broker_list
 from kafka_sink.constants import (
     KAFKA_SERVER_PORT,
     REQUEST_TIMEOUT,
@@ -298,7 +298,7 @@ class Connection:
             self._by_address.pop(address).close()
 
     def _topic_partitions(self, topic: str) -> dict[int, PartitionMetadata]:
-        _check_topic(topic)
+        check_topic(topic)
         partitions = self._metadata.topics.get(topic)
         if partitions:
             return partitions
@@ -402,7 +402,7 @@ class Connection:
         self, name: str, partitions: int = 1, replication_factor: int = 1, timeout_ms: int = 10000
     ) -> None:
         """Create a topic through the controller; an existing topic is not an error."""
-        _check_topic(name)
+        check_topic(name)
         request = CreateTopicsRequest(
             [CreatableTopic(name, partitions, replication_factor)], timeout_ms=timeout_ms
         )
@@ -466,14 +466,3 @@ def _checked_port(port: object) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise InvalidArgumentError("port", f"must be an integer 1-65535, got {port!r}")
     return port
-
-
-def _check_topic(topic: object) -> None:
-    if not isinstance(topic, str) or not topic:
-        raise InvalidArgumentError("topic", f"must be a non-empty string, got {topic!r}")
-    if len(topic) > 249 or topic in (".", ".."):
-        raise InvalidArgumentError("topic", f"{topic!r} is not a legal topic name")
-    if not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic):
-        raise InvalidArgumentError(
-            "topic", f"{topic!r} may contain only ASCII letters, digits, '.', '_' and '-'"
-        )

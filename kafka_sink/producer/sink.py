@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kafka_sink.config import SinkConfig
+from kafka_sink.config import SinkConfig, as_bytes, check_topic, header_pairs
 from kafka_sink.errors import InvalidArgumentError, SinkClosedError
 from kafka_sink.net.client import NetworkClient
 from kafka_sink.net.transport import Clock, monotonic
@@ -132,15 +132,15 @@ class Sink:
         if topic not in self._topics_ok:
             self._check_topic(topic)
         # bytes and None are the common case: no call, no copy.
-        value_b = value if value is None or type(value) is bytes else _as_bytes(value, "value")
-        key_b = key if key is None or type(key) is bytes else _as_bytes(key, "key")
+        value_b = value if value is None or type(value) is bytes else as_bytes(value, "value")
+        key_b = key if key is None or type(key) is bytes else as_bytes(key, "key")
         if timestamp is None:
             timestamp = int(self._wall_clock() * 1000)
         elif isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
             raise InvalidArgumentError(
                 "timestamp", f"must be milliseconds since the epoch (int >= 0), got {timestamp!r}"
             )
-        header_list: Sequence[Header] = _headers(headers) if headers else ()
+        header_list: Sequence[Header] = header_pairs(headers) if headers else ()
         if partition is not None and (
             isinstance(partition, bool) or not isinstance(partition, int) or partition < 0
         ):
@@ -175,16 +175,9 @@ class Sink:
         return future
 
     def _check_topic(self, topic: object) -> None:
-        if not isinstance(topic, str) or not topic:
-            raise InvalidArgumentError("topic", f"must be a non-empty string, got {topic!r}")
-        if (
-            len(topic) > 249
-            or topic in (".", "..")
-            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in topic)
-        ):
-            raise InvalidArgumentError("topic", f"{topic!r} is not a legal Kafka topic name")
-        if len(self._topics_ok) < 10000:
-            self._topics_ok.add(topic)
+        name = check_topic(topic)
+        if len(self._topics_ok) < 10000:  # remembered: checked once per topic
+            self._topics_ok.add(name)
 
     # -- background thread ------------------------------------------------------------
 
@@ -299,31 +292,6 @@ class Sink:
         self._lifecycle = threading.Lock()
         if not self._closed:
             self._setup()
-
-
-def _as_bytes(value: object, argument: str) -> bytes | None:
-    if value is None or type(value) is bytes:  # the common case first: no copy
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise InvalidArgumentError(argument, f"must be bytes, str or None, got {type(value).__name__}")
-
-
-def _headers(headers: object) -> list[Header]:
-    if isinstance(headers, Mapping):
-        items: Sequence[Any] = list(headers.items())
-    elif isinstance(headers, Sequence) and not isinstance(headers, (str, bytes)):
-        items = headers
-    else:
-        raise InvalidArgumentError("headers", f"must be (name, value) pairs, got {headers!r}")
-    out: list[Header] = []
-    for item in items:
-        if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
-            raise InvalidArgumentError("headers", f"{item!r} is not a (str, value) pair")
-        out.append((item[0], _as_bytes(item[1], "headers")))
-    return out
 
 
 def _default_network(config: SinkConfig) -> Network:

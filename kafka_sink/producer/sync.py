@@ -15,7 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from kafka_sink.config import check_client_id, check_positive_number
+from kafka_sink.config import (
+    as_bytes,
+    check_client_id,
+    check_positive_number,
+    header_pairs,
+    is_header_pair,
+)
 from kafka_sink.constants import (
     BLOCK_UNTIL_IS_COMMITTED,
     NOT_SEND_ANY_RESPONSE,
@@ -144,7 +150,7 @@ class Producer:
             )
         values = _payloads(messages)
         count = len(values)
-        key_list = _per_message(keys, count, "keys", _payload_or_none)
+        key_list = _per_message(keys, count, "keys", as_bytes)
         stamps = _timestamps(timestamps, count, int(self._wall_clock() * 1000))
         header_list = _headers(headers, count)
         codec = _codec(compression_codec)
@@ -219,26 +225,16 @@ def _result(response: ProduceResponse, topic: str, partition: int, count: int) -
     )
 
 
-def _payload_or_none(value: object, argument: str) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    raise InvalidArgumentError(argument, f"must be str or bytes, got {type(value).__name__}")
-
-
 def _payloads(messages: object) -> list[bytes | None]:
     if messages is None or isinstance(messages, (str, bytes, bytearray, memoryview)):
-        return [_payload_or_none(messages, "messages")]
+        return [as_bytes(messages, "messages")]
     if not isinstance(messages, Sequence):
         raise InvalidArgumentError(
             "messages", f"must be str, bytes or a list of them, got {type(messages).__name__}"
         )
     if not messages:
         raise InvalidArgumentError("messages", "is an empty list")
-    return [_payload_or_none(m, "messages") for m in messages]
+    return [as_bytes(m, "messages") for m in messages]
 
 
 def _per_message(
@@ -277,34 +273,13 @@ def _timestamps(value: object, count: int, now: int) -> list[int]:
     return [check(v) for v in value]
 
 
-def _is_pair(item: object) -> bool:
-    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-
-
-def _header_set(value: object) -> tuple[Header, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, Mapping):
-        items: Sequence[object] = list(value.items())
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        items = value
-    else:
-        raise InvalidArgumentError("headers", f"must be (name, value) pairs, got {value!r}")
-    out: list[Header] = []
-    for item in items:
-        if not isinstance(item, tuple) or not _is_pair(item):
-            raise InvalidArgumentError("headers", f"{item!r} is not a (str, value) pair")
-        out.append((str(item[0]), _payload_or_none(item[1], "headers")))
-    return tuple(out)
-
-
 def _headers(value: object, count: int) -> list[tuple[Header, ...]]:
     if value is None:
         return [()] * count
     if isinstance(value, Mapping) or (
-        isinstance(value, Sequence) and all(_is_pair(item) for item in value)
+        isinstance(value, Sequence) and all(is_header_pair(item) for item in value)
     ):
-        one = _header_set(value)
+        one = header_pairs(value)
         return [one] * count
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
         raise InvalidArgumentError("headers", f"must be (name, value) pairs, got {value!r}")
@@ -312,7 +287,7 @@ def _headers(value: object, count: int) -> list[tuple[Header, ...]]:
         raise InvalidArgumentError(
             "headers", f"has {len(value)} header sets but there are {count} messages"
         )
-    return [_header_set(v) for v in value]
+    return [header_pairs(v) for v in value]
 
 
 def _codec(value: object) -> Compression:
