@@ -111,6 +111,10 @@ def _cluster_and_sink(
     """A 3-broker mock cluster with a 6-partition topic (RF 3), and an acks=all sink."""
     cluster = new_mock_cluster(3)
     cluster.create_topic(topic, 6, 3)
+    # Leaders spread explicitly (partition p led by broker p % 3 + 1), so that a
+    # fault on one broker always meets partitions it leads.
+    for partition in range(6):
+        cluster.set_partition_leader(topic, partition, partition % 3 + 1)
     sink = Sink(
         cluster.bootstrap_servers,
         acks="all",
