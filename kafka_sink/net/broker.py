@@ -121,11 +121,8 @@ class BrokerConnection:
         try:
             stream = self._transport.connect(self.address.host, self.address.port, timeout)
         except OSError as exc:
-            raise self._fail(
-                ConnectError(
-                    f"cannot connect to {self.address}: {describe_os_error(exc)}",
-                    broker=str(self.address),
-                )
+            raise self._failure(
+                ConnectError, f"cannot connect to {self.address}: {describe_os_error(exc)}"
             ) from None
         self._stream = stream
         self._protocol = ClientProtocol(self._client_id)
@@ -180,11 +177,8 @@ class BrokerConnection:
         try:
             stream.sendall(frame, self._remaining(deadline))
         except OSError as exc:
-            raise self._fail(
-                SendError(
-                    f"cannot send to {self.address}: {describe_os_error(exc)}",
-                    broker=str(self.address),
-                )
+            raise self._failure(
+                SendError, f"cannot send to {self.address}: {describe_os_error(exc)}"
             ) from None
         if not request.expects_response():
             return None
@@ -198,25 +192,15 @@ class BrokerConnection:
                     raise TimeoutError
                 data = stream.recv(max(_RECV_CHUNK, protocol.bytes_needed()), remaining)
                 if not data:
-                    raise self._fail(
-                        ReceiveError(
-                            f"connection closed by {self.address}", broker=str(self.address)
-                        )
-                    )
+                    raise self._failure(ReceiveError, f"connection closed by {self.address}")
                 protocol.receive_data(data)
         except TimeoutError:
-            raise self._fail(
-                RequestTimeoutError(
-                    f"no response from {self.address} within the timeout",
-                    broker=str(self.address),
-                )
+            raise self._failure(
+                RequestTimeoutError, f"no response from {self.address} within the timeout"
             ) from None
         except OSError as exc:
-            raise self._fail(
-                ReceiveError(
-                    f"cannot receive from {self.address}: {describe_os_error(exc)}",
-                    broker=str(self.address),
-                )
+            raise self._failure(
+                ReceiveError, f"cannot receive from {self.address}: {describe_os_error(exc)}"
             ) from None
         except ProtocolError as exc:
             exc.context.setdefault("broker", str(self.address))
@@ -224,6 +208,10 @@ class BrokerConnection:
 
     def _remaining(self, deadline: float) -> float:
         return max(0.0, deadline - self._clock())
+
+    def _failure(self, error: type[KafkaSinkError], message: str) -> KafkaSinkError:
+        """A network failure of this broker: recorded, the socket closed."""
+        return self._fail(error(message, broker=str(self.address)))
 
     def _fail(self, exc: KafkaSinkError) -> KafkaSinkError:
         self.last_error = exc
