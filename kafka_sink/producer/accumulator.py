@@ -386,14 +386,23 @@ class RecordAccumulator:
         with self._lock:
             return [topic for topic, queue in self._pending.items() if queue]
 
-    def assign_pending(self, topic: str, choose: Callable[[bytes | None], int]) -> None:
+    def assign_pending(
+        self,
+        topic: str,
+        choose: Callable[[str, bytes | None, bytes | None, int], int],
+        num_partitions: int,
+    ) -> None:
         """Give the waiting records of ``topic`` a partition (metadata is now known)."""
         with self._lock:
             queue = self._pending.pop(topic, None)
             if not queue:
                 return
             for record in queue:
-                partition = record.partition if record.partition is not None else choose(record.key)
+                partition = (
+                    record.partition
+                    if record.partition is not None
+                    else choose(topic, record.key, record.value, num_partitions)
+                )
                 self._place(
                     topic,
                     partition,

@@ -6,7 +6,7 @@ The producer asks its partitioner for a partition once per record whose
 partition the caller did not name (an explicit ``partition=`` never reaches
 this module). A partitioner is a small callable object::
 
-    partition = partitioner(topic, key, num_partitions)
+    partition = partitioner(topic, key, value, num_partitions)
 
 and the producer tells it when a record had to open a new batch, which is the
 moment a sticky partitioner moves on::
@@ -81,14 +81,17 @@ class Partitioner(Protocol):
     """What the producer needs of a partitioner.
 
     ``__call__`` returns a partition in ``range(num_partitions)`` for a record
-    of ``topic`` with ``key`` (``None`` for a keyless record); the producer
+    of ``topic`` with ``key`` (``None`` for a keyless record) and ``value``
+    (the encoded value, or ``None``; the built-in partitioners ignore it); the producer
     guarantees ``num_partitions >= 1``. ``on_new_batch`` is called after a
     record chosen by this partitioner opened a new batch on
     ``previous_partition``; partitioners without batch-dependent state ignore
     it. Both may be called from several threads at once.
     """
 
-    def __call__(self, topic: str, key: bytes | None, num_partitions: int) -> int: ...
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, num_partitions: int
+    ) -> int: ...
 
     def on_new_batch(self, topic: str, previous_partition: int, num_partitions: int) -> None: ...
 
@@ -252,7 +255,9 @@ class StickyPartitioner:
         self._lock = threading.Lock()
         self._rng = random.Random() if rng is None else rng
 
-    def __call__(self, topic: str, key: bytes | None, num_partitions: int) -> int:
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, num_partitions: int
+    ) -> int:
         partition = self._current.get(topic)
         if partition is not None and partition < num_partitions:
             return partition
@@ -308,7 +313,9 @@ class RoundRobinPartitioner:
     def __init__(self) -> None:
         self._counters: dict[str, Iterator[int]] = {}
 
-    def __call__(self, topic: str, key: bytes | None, num_partitions: int) -> int:
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, num_partitions: int
+    ) -> int:
         if num_partitions < 1:
             _check_num_partitions(num_partitions)
         counter = self._counters.get(topic)
@@ -332,7 +339,7 @@ class Murmur2Partitioner:
     Example::
 
         partitioner = Murmur2Partitioner(keyless=RoundRobinPartitioner())
-        partitioner("logs", b"user-42", 6)  # 4, whatever the keyless choice
+        partitioner("logs", b"user-42", None, 6)  # 4, whatever the keyless choice
     """
 
     __slots__ = ("_keyless_call", "_keyless_new_batch", "keyless")
@@ -340,12 +347,16 @@ class Murmur2Partitioner:
     def __init__(self, keyless: Partitioner | None = None) -> None:
         self.keyless: Partitioner = StickyPartitioner() if keyless is None else keyless
         # Bound once: calling a stored bound method skips the __call__ lookup.
-        self._keyless_call: Callable[[str, bytes | None, int], int] = self.keyless.__call__
+        self._keyless_call: Callable[[str, bytes | None, bytes | None, int], int] = (
+            self.keyless.__call__
+        )
         self._keyless_new_batch: Callable[[str, int, int], None] = self.keyless.on_new_batch
 
-    def __call__(self, topic: str, key: bytes | None, num_partitions: int) -> int:
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, num_partitions: int
+    ) -> int:
         if key is None:
-            return self._keyless_call(topic, None, num_partitions)
+            return self._keyless_call(topic, None, value, num_partitions)
         if num_partitions < 1:
             _check_num_partitions(num_partitions)
         # The cache lookup of partition_for_key(), inlined: the hot path of keyed records.
@@ -374,8 +385,8 @@ class DefaultPartitioner(Murmur2Partitioner):
     Example::
 
         partitioner = DefaultPartitioner()
-        partitioner("logs", b"user-42", 6)  # always 4
-        partitioner("logs", None, 6)  # one partition until the next batch
+        partitioner("logs", b"user-42", None, 6)  # always 4
+        partitioner("logs", None, None, 6)  # one partition until the next batch
     """
 
     __slots__ = ()

@@ -63,7 +63,7 @@ from kafka_sink.protocol.schema import Message
 __all__ = ["Network", "Sender"]
 
 TopicPartition = tuple[str, int]
-Partitioner = Callable[[str, bytes | None, int], int]
+Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
 
 _SEQUENCE_MODULUS = 2**31
 _NONE = 0
@@ -291,8 +291,7 @@ class Sender:
         for topic in self._acc.pending_topics():
             count = self.partition_counts.get(topic)
             if count:
-                partitioner = self._partitioner
-                self._acc.assign_pending(topic, lambda key: partitioner(topic, key, count))  # noqa: B023 - used at once
+                self._acc.assign_pending(topic, self._partitioner, count)
 
     # -- idempotence --------------------------------------------------------------------
 

@@ -159,7 +159,7 @@ class Sink:
         if partition is None:
             count = sender.partition_counts.get(topic)
             if count:
-                partition = self._partitioner(topic, key_b, count)
+                partition = self._partitioner(topic, key_b, value_b, count)
                 if (
                     key_b is None
                     and self._on_new_batch is not None
@@ -168,7 +168,7 @@ class Sink:
                     # Sticky partitioning (KIP-480): a keyless record that would
                     # start a new batch moves on to another partition first.
                     self._on_new_batch(topic, partition, count)
-                    partition = self._partitioner(topic, key_b, count)
+                    partition = self._partitioner(topic, key_b, value_b, count)
         self._accumulator.append(
             topic, partition, timestamp, key_b, value_b, header_list, future, explicit
         )

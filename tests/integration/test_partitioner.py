@@ -91,7 +91,7 @@ def test_partition_for_key_matches_librdkafka_murmur2_random(
     assert mismatches == [], f"{len(mismatches)} keys differ, e.g. {mismatches[:5]}"
     partitioner = DefaultPartitioner()
     assert all(
-        partitioner(topic, key, count) == placed[(topic, key)]
+        partitioner(topic, key, None, count) == placed[(topic, key)]
         for topic, count in topics.items()
         for key in keys[:100]
     )

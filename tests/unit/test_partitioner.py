@@ -207,7 +207,7 @@ def test_buffers_hash_like_bytes_and_are_not_cached() -> None:
     assert cached() == {}
     assert partition_for_key(memoryview(key), 6) == expected  # type: ignore[arg-type]
     assert cached() == {}  # a view would keep its buffer alive
-    assert Murmur2Partitioner()("t", bytearray(key), 6) == expected  # type: ignore[arg-type]
+    assert Murmur2Partitioner()("t", bytearray(key), None, 6) == expected  # type: ignore[arg-type]
     partition_for_key(key, 6)
     assert partition_for_key(memoryview(key), 6) == expected  # type: ignore[arg-type]
 
@@ -231,7 +231,7 @@ def test_every_partitioner_follows_the_protocol(partitioner: Partitioner) -> Non
     assert isinstance(partitioner, Partitioner)
     for num_partitions in (1, 2, 6):
         for key in (None, b"", b"k"):
-            partition = partitioner("topic", key, num_partitions)
+            partition = partitioner("topic", key, None, num_partitions)
             assert 0 <= partition < num_partitions
             partitioner.on_new_batch("topic", partition, num_partitions)
 
@@ -243,10 +243,10 @@ def test_sticky_stays_until_a_new_batch_then_moves_elsewhere() -> None:
     sticky = StickyPartitioner(random.Random(1))
     visited = []
     for _ in range(200):
-        partition = sticky("logs", None, 6)
-        assert {sticky("logs", None, 6) for _ in range(50)} == {partition}
+        partition = sticky("logs", None, None, 6)
+        assert {sticky("logs", None, None, 6) for _ in range(50)} == {partition}
         sticky.on_new_batch("logs", partition, 6)
-        assert sticky("logs", None, 6) != partition
+        assert sticky("logs", None, None, 6) != partition
         visited.append(partition)
     # Moving on draws uniformly among the other partitions: all get used.
     assert set(visited) == set(range(6))
@@ -255,24 +255,24 @@ def test_sticky_stays_until_a_new_batch_then_moves_elsewhere() -> None:
 
 def test_sticky_ignores_keys() -> None:
     sticky = StickyPartitioner(random.Random(2))
-    partition = sticky("logs", None, 6)
-    assert {sticky("logs", f"k{i}".encode(), 6) for i in range(20)} == {partition}
+    partition = sticky("logs", None, None, 6)
+    assert {sticky("logs", f"k{i}".encode(), None, 6) for i in range(20)} == {partition}
 
 
 def test_sticky_with_one_partition_stays_on_zero() -> None:
     sticky = StickyPartitioner(random.Random(3))
     for _ in range(10):
-        assert sticky("logs", None, 1) == 0
+        assert sticky("logs", None, None, 1) == 0
         sticky.on_new_batch("logs", 0, 1)
-    assert sticky("logs", None, 1) == 0
+    assert sticky("logs", None, None, 1) == 0
 
 
 def test_sticky_with_two_partitions_alternates() -> None:
     sticky = StickyPartitioner(random.Random(4))
-    first = sticky("logs", None, 2)
+    first = sticky("logs", None, None, 2)
     seen = []
     for _ in range(6):
-        partition = sticky("logs", None, 2)
+        partition = sticky("logs", None, None, 2)
         seen.append(partition)
         sticky.on_new_batch("logs", partition, 2)
     assert seen == [first, 1 - first] * 3
@@ -280,41 +280,41 @@ def test_sticky_with_two_partitions_alternates() -> None:
 
 def test_sticky_does_not_move_for_a_batch_on_another_partition() -> None:
     sticky = StickyPartitioner(random.Random(5))
-    partition = sticky("logs", None, 6)
+    partition = sticky("logs", None, None, 6)
     sticky.on_new_batch("logs", (partition + 1) % 6, 6)
-    assert sticky("logs", None, 6) == partition
+    assert sticky("logs", None, None, 6) == partition
 
 
 def test_sticky_moves_once_when_two_threads_report_the_same_batch() -> None:
     sticky = StickyPartitioner(random.Random(6))
-    partition = sticky("logs", None, 6)
+    partition = sticky("logs", None, None, 6)
     sticky.on_new_batch("logs", partition, 6)
-    moved_to = sticky("logs", None, 6)
+    moved_to = sticky("logs", None, None, 6)
     sticky.on_new_batch("logs", partition, 6)  # the second report of the same batch
-    assert sticky("logs", None, 6) == moved_to
+    assert sticky("logs", None, None, 6) == moved_to
 
 
 def test_sticky_keeps_one_partition_per_topic() -> None:
     sticky = StickyPartitioner(random.Random(7))
-    before = {topic: sticky(topic, None, 50) for topic in ("a", "b", "c")}
+    before = {topic: sticky(topic, None, None, 50) for topic in ("a", "b", "c")}
     sticky.on_new_batch("a", before["a"], 50)
-    assert sticky("a", None, 50) != before["a"]
-    assert sticky("b", None, 50) == before["b"]
-    assert sticky("c", None, 50) == before["c"]
+    assert sticky("a", None, None, 50) != before["a"]
+    assert sticky("b", None, None, 50) == before["b"]
+    assert sticky("c", None, None, 50) == before["c"]
 
 
 def test_sticky_picks_again_when_the_partition_count_shrinks() -> None:
     sticky = StickyPartitioner(random.Random(8))
-    while sticky("logs", None, 50) < 10:
-        sticky.on_new_batch("logs", sticky("logs", None, 50), 50)
-    assert 0 <= sticky("logs", None, 10) < 10
-    assert sticky("logs", None, 10) == sticky("logs", None, 50)
+    while sticky("logs", None, None, 50) < 10:
+        sticky.on_new_batch("logs", sticky("logs", None, None, 50), 50)
+    assert 0 <= sticky("logs", None, None, 10) < 10
+    assert sticky("logs", None, None, 10) == sticky("logs", None, None, 50)
 
 
 @pytest.mark.parametrize("num_partitions", [0, -3])
 def test_sticky_rejects_no_partitions(num_partitions: int) -> None:
     with pytest.raises(InvalidArgumentError, match="num_partitions"):
-        StickyPartitioner()("logs", None, num_partitions)
+        StickyPartitioner()("logs", None, None, num_partitions)
 
 
 @given(
@@ -327,7 +327,7 @@ def test_sticky_always_answers_in_range(operations: list[tuple[str, int, int]]) 
     sticky = StickyPartitioner(random.Random(0))
     for operation, num_partitions, previous in operations:
         if operation == "call":
-            assert 0 <= sticky("t", None, num_partitions) < num_partitions
+            assert 0 <= sticky("t", None, None, num_partitions) < num_partitions
         else:
             sticky.on_new_batch("t", previous, num_partitions)
 
@@ -340,7 +340,7 @@ def test_sticky_from_many_threads_stays_in_range_and_moves_on() -> None:
 
     def work() -> None:
         for i in range(5_000):
-            partition = sticky("logs", None, 6)
+            partition = sticky("logs", None, None, 6)
             if not 0 <= partition < 6:
                 errors.append(f"out of range: {partition}")
             if i % 50 == 0:
@@ -362,16 +362,16 @@ def test_sticky_from_many_threads_stays_in_range_and_moves_on() -> None:
 
 def test_round_robin_cycles_per_topic_whatever_the_key() -> None:
     robin = RoundRobinPartitioner()
-    assert [robin("a", None, 3) for _ in range(4)] == [0, 1, 2, 0]
-    assert [robin("b", b"same", 3) for _ in range(4)] == [0, 1, 2, 0]
+    assert [robin("a", None, None, 3) for _ in range(4)] == [0, 1, 2, 0]
+    assert [robin("b", b"same", None, 3) for _ in range(4)] == [0, 1, 2, 0]
     robin.on_new_batch("a", 0, 3)
-    assert robin("a", b"x", 3) == 1
+    assert robin("a", b"x", None, 3) == 1
 
 
 def test_round_robin_follows_a_growing_partition_count() -> None:
     robin = RoundRobinPartitioner()
-    assert [robin("a", None, 2) for _ in range(2)] == [0, 1]
-    assert [robin("a", None, 4) for _ in range(4)] == [2, 3, 0, 1]
+    assert [robin("a", None, None, 2) for _ in range(2)] == [0, 1]
+    assert [robin("a", None, None, 4) for _ in range(4)] == [2, 3, 0, 1]
 
 
 def test_round_robin_from_many_threads_spreads_exactly_evenly() -> None:
@@ -379,7 +379,7 @@ def test_round_robin_from_many_threads_spreads_exactly_evenly() -> None:
     counts: list[Counter[int]] = []
 
     def work() -> None:
-        counts.append(Counter(robin("logs", None, 6) for _ in range(6_000)))
+        counts.append(Counter(robin("logs", None, None, 6) for _ in range(6_000)))
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for thread in threads:
@@ -393,10 +393,10 @@ def test_round_robin_from_many_threads_spreads_exactly_evenly() -> None:
 def test_round_robin_rejects_no_partitions(num_partitions: int) -> None:
     robin = RoundRobinPartitioner()
     with pytest.raises(InvalidArgumentError, match="num_partitions"):
-        robin("logs", None, num_partitions)
-    robin("logs", None, 3)
+        robin("logs", None, None, num_partitions)
+    robin("logs", None, None, 3)
     with pytest.raises(InvalidArgumentError, match="num_partitions"):
-        robin("logs", None, num_partitions)
+        robin("logs", None, None, num_partitions)
 
 
 # -- murmur2 and default ----------------------------------------------------------
@@ -409,7 +409,9 @@ class RecordingPartitioner:
         self.calls: list[tuple[str, bytes | None, int]] = []
         self.new_batches: list[tuple[str, int, int]] = []
 
-    def __call__(self, topic: str, key: bytes | None, num_partitions: int) -> int:
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes | None, num_partitions: int
+    ) -> int:
         self.calls.append((topic, key, num_partitions))
         return 0
 
@@ -422,9 +424,9 @@ def test_murmur2_partitioner_hashes_keys_and_delegates_the_rest() -> None:
     partitioner = Murmur2Partitioner(keyless=keyless)
     for i in range(100):
         key = f"key-{i}".encode()
-        assert partitioner("logs", key, 13) == partition_for_key(key, 13)
+        assert partitioner("logs", key, None, 13) == partition_for_key(key, 13)
     assert keyless.calls == []
-    assert partitioner("logs", None, 13) == 0
+    assert partitioner("logs", None, None, 13) == 0
     partitioner.on_new_batch("logs", 4, 13)
     assert keyless.calls == [("logs", None, 13)]
     assert keyless.new_batches == [("logs", 4, 13)]
@@ -434,31 +436,31 @@ def test_murmur2_partitioner_hashes_keys_and_delegates_the_rest() -> None:
 def test_murmur2_partitioner_hashes_the_empty_key() -> None:
     # An empty key is a key (Java and librdkafka hash it); only None is keyless.
     partitioner = Murmur2Partitioner(keyless=RecordingPartitioner())
-    assert partitioner("logs", b"", 1000) == (reference_murmur2(b"") & 0x7FFFFFFF) % 1000
+    assert partitioner("logs", b"", None, 1000) == (reference_murmur2(b"") & 0x7FFFFFFF) % 1000
 
 
 @pytest.mark.parametrize("num_partitions", [0, -3])
 def test_murmur2_partitioner_rejects_no_partitions(num_partitions: int) -> None:
     with pytest.raises(InvalidArgumentError, match="num_partitions"):
-        Murmur2Partitioner()("logs", b"k", num_partitions)
+        Murmur2Partitioner()("logs", b"k", None, num_partitions)
 
 
 def test_default_partitioner_is_murmur2_with_sticky_keyless_records() -> None:
     partitioner = DefaultPartitioner(random.Random(9))
     assert isinstance(partitioner.keyless, StickyPartitioner)
-    assert partitioner("logs", b"user-42", 6) == partition_for_key(b"user-42", 6)
-    sticky = partitioner("logs", None, 6)
-    assert {partitioner("logs", None, 6) for _ in range(10)} == {sticky}
+    assert partitioner("logs", b"user-42", None, 6) == partition_for_key(b"user-42", 6)
+    sticky = partitioner("logs", None, None, 6)
+    assert {partitioner("logs", None, None, 6) for _ in range(10)} == {sticky}
     partitioner.on_new_batch("logs", (sticky + 1) % 6, 6)  # a keyed record's batch
-    assert partitioner("logs", None, 6) == sticky
+    assert partitioner("logs", None, None, 6) == sticky
     partitioner.on_new_batch("logs", sticky, 6)
-    assert partitioner("logs", None, 6) != sticky
+    assert partitioner("logs", None, None, 6) != sticky
 
 
 def test_default_partitioners_are_independent() -> None:
     first = DefaultPartitioner(random.Random(10))
     second = DefaultPartitioner(random.Random(10))
-    partition = first("logs", None, 6)
-    assert second("logs", None, 6) == partition
+    partition = first("logs", None, None, 6)
+    assert second("logs", None, None, 6) == partition
     first.on_new_batch("logs", partition, 6)
-    assert second("logs", None, 6) == partition
+    assert second("logs", None, None, 6) == partition

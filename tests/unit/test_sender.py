@@ -71,7 +71,7 @@ def harness(partitions: int = 2, **options: Any) -> Harness:
     metrics = SinkMetrics()
     net = FakeNetwork(cluster, request_timeout=config.request_timeout_ms / 1000)
     acc = RecordAccumulator(config, clock=cluster.clock, wakeup=net.wakeup, metrics=metrics)
-    sender = Sender(config, acc, net, lambda t, k, n: 0, metrics, cluster.clock)
+    sender = Sender(config, acc, net, lambda t, k, v, n: 0, metrics, cluster.clock)
     return Harness(cluster, config, net, acc, sender, metrics)
 
 
