@@ -54,6 +54,7 @@ from kafka_sink.errors import (
     SinkClosedError,
     UnsupportedVersionError,
 )
+from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
 from kafka_sink.net.cluster import ClusterMetadata, Connection
 from kafka_sink.producer.futures import DeliveryFuture, RecordMetadata
 from kafka_sink.producer.sink import Sink
@@ -80,6 +81,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "CorrelationIdMismatchError",
+    "DeadLetter",
     "DeliveryError",
     "DeliveryFuture",
     "DeliveryTimeoutError",
@@ -103,4 +105,6 @@ __all__ = [
     "SinkConfig",
     "UnsupportedVersionError",
     "__version__",
+    "hookimpl",
+    "plugin_manager",
 ]

@@ -1,0 +1,1 @@
+"""The built-in plugins, each an ordinary plugin module."""
