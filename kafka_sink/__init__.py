@@ -17,7 +17,7 @@ The synchronous producer core speaks the Kafka protocol itself::
     connection.close()
 """
 
-from kafka_sink.config import SinkConfig
+from kafka_sink.config import SecurityConfig, SinkConfig
 from kafka_sink.constants import (
     BLOCK_UNTIL_IS_COMMITTED,
     COMPRESSION_GZIP,
@@ -33,6 +33,7 @@ from kafka_sink.constants import (
     WAIT_WRITTEN_TO_LOCAL_LOG,
 )
 from kafka_sink.errors import (
+    AuthenticationError,
     BrokerResponseError,
     BufferFullError,
     ConnectError,
@@ -52,9 +53,14 @@ from kafka_sink.errors import (
     RequestTimeoutError,
     SendError,
     SinkClosedError,
+    TlsAuthenticationError,
+    TlsError,
     UnsupportedVersionError,
 )
 from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
+from kafka_sink.integrations.handler import KafkaHandler
+from kafka_sink.integrations.processor import KafkaProcessor
+from kafka_sink.metrics import MetricsExporter, MetricsRegistry
 from kafka_sink.net.cluster import ClusterMetadata, Connection
 from kafka_sink.producer.futures import DeliveryFuture, RecordMetadata
 from kafka_sink.producer.sink import Sink
@@ -75,6 +81,7 @@ __all__ = [
     "RETRY_BACKOFF",
     "SEND_MAX_ATTEMPTS",
     "WAIT_WRITTEN_TO_LOCAL_LOG",
+    "AuthenticationError",
     "BrokerResponseError",
     "BufferFullError",
     "ClusterMetadata",
@@ -87,9 +94,13 @@ __all__ = [
     "DeliveryTimeoutError",
     "ErrorCode",
     "InvalidArgumentError",
+    "KafkaHandler",
+    "KafkaProcessor",
     "KafkaSinkError",
     "LeaderNotFoundError",
     "MetadataError",
+    "MetricsExporter",
+    "MetricsRegistry",
     "NetworkError",
     "NoKnownBrokersError",
     "ProduceResult",
@@ -99,10 +110,13 @@ __all__ = [
     "RecordMetadata",
     "RecordTooLargeError",
     "RequestTimeoutError",
+    "SecurityConfig",
     "SendError",
     "Sink",
     "SinkClosedError",
     "SinkConfig",
+    "TlsAuthenticationError",
+    "TlsError",
     "UnsupportedVersionError",
     "__version__",
     "hookimpl",

@@ -8,8 +8,10 @@ surfaces at the call that made it rather than deep inside the sender.
 from __future__ import annotations
 
 import math
+import os
+import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from kafka_sink.constants import (
     KAFKA_SERVER_PORT,
@@ -20,8 +22,12 @@ from kafka_sink.constants import (
 from kafka_sink.errors import InvalidArgumentError
 
 __all__ = [
+    "SASL_MECHANISMS",
+    "SECURITY_OPTIONS",
+    "SECURITY_PROTOCOLS",
     "BrokerAddress",
     "ConnectionConfig",
+    "SecurityConfig",
     "SinkConfig",
     "as_bytes",
     "check_topic",
@@ -164,6 +170,215 @@ def check_client_id(value: object, argument: str = "client_id") -> str:
     return value
 
 
+#: The values of ``security_protocol``, as Kafka names its listener kinds.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: The values of ``sasl_mechanism``.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """How connections to brokers are secured: TLS and SASL.
+
+    The options are named as in Kafka's Java client, in snake case, and are
+    accepted under the same names by :class:`~kafka_sink.Connection`,
+    :class:`~kafka_sink.Sink` (:meth:`SinkConfig.build`) and everything
+    built on them. ``security_protocol`` says what the broker's listener
+    expects:
+
+    - ``"PLAINTEXT"`` (default): neither TLS nor SASL.
+    - ``"SSL"``: TLS.
+    - ``"SASL_PLAINTEXT"``: SASL without TLS. The traffic is readable on the
+      way, and with the PLAIN mechanism so is the password.
+    - ``"SASL_SSL"``: SASL inside TLS.
+
+    TLS verifies the broker's certificate against ``ssl_cafile`` (a PEM
+    bundle) and/or ``ssl_capath`` (a hashed directory), or the system's CAs
+    when neither is given, and checks that it was issued for the host name
+    (or IP address) the client connects to, unless ``ssl_check_hostname`` is
+    False. ``ssl_certfile`` and ``ssl_keyfile`` (PEM; ``ssl_password`` when
+    the key is encrypted) present a client certificate, for brokers that
+    require one (mutual TLS). ``ssl_context`` takes an
+    :class:`ssl.SSLContext` built by the caller instead of all these.
+    ``ssl_insecure_skip_verify=True`` turns certificate verification off
+    altogether, for development only: anyone on the network path can then
+    read and change the traffic, SASL passwords included.
+
+    SASL takes ``sasl_mechanism`` (``"PLAIN"``, ``"SCRAM-SHA-256"`` or
+    ``"SCRAM-SHA-512"``), ``sasl_plain_username`` and
+    ``sasl_plain_password``; the two names serve every mechanism, as in
+    kafka-python. SCRAM never sends the password and checks that the broker
+    knows it too; PLAIN sends it, so use PLAIN with ``"SASL_SSL"``.
+
+    Passwords are left out of ``repr()`` and never appear in an error
+    message or a log record. Example::
+
+        SecurityConfig(
+            security_protocol="SASL_SSL",
+            ssl_cafile="/etc/kafka/ca.pem",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="alice",
+            sasl_plain_password=os.environ["KAFKA_PASSWORD"],
+        )
+    """
+
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_capath: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    ssl_insecure_skip_verify: bool = False
+    ssl_context: ssl.SSLContext | None = None
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        protocol = self.security_protocol
+        if isinstance(protocol, str):
+            protocol = protocol.strip().upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise InvalidArgumentError(
+                "security_protocol",
+                f"must be one of {', '.join(SECURITY_PROTOCOLS)}, got {self.security_protocol!r}",
+            )
+        object.__setattr__(self, "security_protocol", protocol)
+        self._check_tls()
+        self._check_sasl()
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections are wrapped in TLS (SSL, SASL_SSL)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether connections authenticate with SASL (SASL_PLAINTEXT, SASL_SSL)."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def _check_tls(self) -> None:
+        for name, kind in (
+            ("ssl_cafile", "file"),
+            ("ssl_capath", "directory"),
+            ("ssl_certfile", "file"),
+            ("ssl_keyfile", "file"),
+        ):
+            object.__setattr__(self, name, _existing_path(getattr(self, name), name, kind))
+        _check_secret(self.ssl_password, "ssl_password")
+        for name in ("ssl_check_hostname", "ssl_insecure_skip_verify"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise InvalidArgumentError(name, f"must be True or False, got {value!r}")
+        if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
+            raise InvalidArgumentError(
+                "ssl_context", f"must be an ssl.SSLContext, got {type(self.ssl_context).__name__}"
+            )
+        changed = [
+            name
+            for name in _TLS_OPTIONS
+            if getattr(self, name) != SecurityConfig.__dataclass_fields__[name].default
+        ]
+        if changed and not self.uses_tls:
+            raise InvalidArgumentError(
+                changed[0],
+                f"is a TLS option but security_protocol is {self.security_protocol!r} "
+                "(use 'SSL' or 'SASL_SSL')",
+            )
+        if self.ssl_context is not None and len(changed) > 1:
+            other = next(name for name in changed if name != "ssl_context")
+            raise InvalidArgumentError(
+                other, "cannot be combined with ssl_context (configure the context instead)"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise InvalidArgumentError("ssl_keyfile", "needs ssl_certfile (the client certificate)")
+        if self.ssl_password is not None and self.ssl_certfile is None:
+            raise InvalidArgumentError(
+                "ssl_password", "is the password of a client key: give ssl_certfile/ssl_keyfile"
+            )
+
+    def _check_sasl(self) -> None:
+        mechanism = self.sasl_mechanism
+        if isinstance(mechanism, str):
+            mechanism = mechanism.strip().upper()
+        if mechanism is not None and mechanism not in SASL_MECHANISMS:
+            raise InvalidArgumentError(
+                "sasl_mechanism",
+                f"must be one of {', '.join(SASL_MECHANISMS)}, got {self.sasl_mechanism!r}",
+            )
+        object.__setattr__(self, "sasl_mechanism", mechanism)
+        username = self.sasl_plain_username
+        if username is not None and (not isinstance(username, str) or not username):
+            raise InvalidArgumentError(
+                "sasl_plain_username", f"must be a non-empty string, got {username!r}"
+            )
+        _check_secret(self.sasl_plain_password, "sasl_plain_password")
+        if not self.uses_sasl:
+            for name in _SASL_OPTIONS:
+                if getattr(self, name) is not None:
+                    raise InvalidArgumentError(
+                        name,
+                        f"is a SASL option but security_protocol is {self.security_protocol!r} "
+                        "(use 'SASL_SSL' or 'SASL_PLAINTEXT')",
+                    )
+            return
+        for name in _SASL_OPTIONS:
+            if getattr(self, name) is None:
+                raise InvalidArgumentError(
+                    name, f"is required with security_protocol {self.security_protocol!r}"
+                )
+        if mechanism == "PLAIN":
+            # RFC 4616 separates the fields with NUL: one inside would shift them.
+            for name in ("sasl_plain_username", "sasl_plain_password"):
+                if "\0" in getattr(self, name):
+                    raise InvalidArgumentError(name, "cannot contain a NUL character with PLAIN")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object], owner: str) -> SecurityConfig:
+        """Build from keyword options; a name that is not an option of ``owner`` is named."""
+        for name in options:
+            if name not in SECURITY_OPTIONS:
+                raise InvalidArgumentError(name, f"is not an option of {owner}")
+        return cls(**options)  # type: ignore[arg-type]
+
+
+_TLS_OPTIONS = (
+    "ssl_cafile",
+    "ssl_capath",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_password",
+    "ssl_check_hostname",
+    "ssl_insecure_skip_verify",
+    "ssl_context",
+)
+_SASL_OPTIONS = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+#: The option names of :class:`SecurityConfig`, accepted wherever options are.
+SECURITY_OPTIONS = tuple(f.name for f in fields(SecurityConfig))
+
+
+def _existing_path(value: object, argument: str, kind: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidArgumentError(argument, f"must be a path, got {type(value).__name__}")
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path:
+        raise InvalidArgumentError(argument, f"must be a non-empty path, got {value!r}")
+    exists = os.path.isfile(path) if kind == "file" else os.path.isdir(path)
+    if not exists:
+        raise InvalidArgumentError(argument, f"{path!r} is not an existing {kind}")
+    return path
+
+
+def _check_secret(value: object, argument: str) -> None:
+    # Never echo the value: it is a password, and this message may be logged.
+    if value is not None and (not isinstance(value, str) or not value):
+        problem = "is empty" if isinstance(value, str) else f"is a {type(value).__name__}"
+        raise InvalidArgumentError(argument, f"must be a non-empty string (it {problem})")
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionConfig:
     """Everything a :class:`~kafka_sink.Connection` needs to reach a cluster.
@@ -180,6 +395,7 @@ class ConnectionConfig:
     ip_version: int | None = None
     client_id: str = "kafka-sink"
     max_logged_errors: int = 100
+    security: SecurityConfig = SecurityConfig()
 
     def __post_init__(self) -> None:
         if not self.brokers:
@@ -198,6 +414,7 @@ class ConnectionConfig:
             )
         check_client_id(self.client_id)
         check_int(self.max_logged_errors, "max_logged_errors", 0)
+        _check_security(self.security)
 
 
 _ACKS = {0: 0, 1: 1, -1: -1, "all": -1, "0": 0, "1": 1, "-1": -1}
@@ -253,6 +470,7 @@ class SinkConfig:
     metadata_max_age_ms: float = 300000.0
     close_timeout_ms: float = 5000.0
     ip_version: int | None = None
+    security: SecurityConfig = SecurityConfig()
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -305,12 +523,32 @@ class SinkConfig:
                 raise InvalidArgumentError(
                     "max_in_flight", "must be at most 5 when enable_idempotence is True"
                 )
+        _check_security(self.security)
 
     @classmethod
     def build(cls, bootstrap_servers: str | Sequence[str], **options: object) -> SinkConfig:
-        """Build from keyword options; an unknown option is named in the error."""
+        """Build from keyword options; an unknown option is named in the error.
+
+        The options of :class:`SecurityConfig` (``security_protocol``,
+        ``ssl_cafile``, ``sasl_mechanism``...) are accepted here too, by name,
+        as an alternative to a ``security`` value.
+        """
         known = {f for f in cls.__dataclass_fields__ if f != "bootstrap_servers"}
+        security = {name: options.pop(name) for name in SECURITY_OPTIONS if name in options}
         for name in options:
             if name not in known:
                 raise InvalidArgumentError(name, "is not an option of Sink")
+        if security:
+            if "security" in options:
+                raise InvalidArgumentError(
+                    next(iter(security)), "pass either security or its options, not both"
+                )
+            options["security"] = SecurityConfig.from_options(security, "Sink")
         return cls(parse_broker_list(bootstrap_servers, "bootstrap_servers"), **options)  # type: ignore[arg-type]
+
+
+def _check_security(value: object) -> None:
+    if not isinstance(value, SecurityConfig):
+        raise InvalidArgumentError(
+            "security", f"must be a SecurityConfig, got {type(value).__name__}"
+        )

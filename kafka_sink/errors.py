@@ -25,6 +25,7 @@ from typing import Any
 from kafka_sink.error_codes import describe_error
 
 __all__ = [
+    "AuthenticationError",
     "BrokerResponseError",
     "BufferFullError",
     "ConnectError",
@@ -44,6 +45,8 @@ __all__ = [
     "RequestTimeoutError",
     "SendError",
     "SinkClosedError",
+    "TlsAuthenticationError",
+    "TlsError",
     "UnsupportedVersionError",
 ]
 
@@ -62,6 +65,8 @@ class ErrorCode(enum.IntEnum):
     NO_KNOWN_BROKERS = -1010
     REQUEST_TIMEOUT = -1011
     UNSUPPORTED_VERSION = -1012
+    AUTHENTICATION_FAILED = -1013
+    TLS_FAILED = -1014
     DELIVERY_FAILED = -1020
     BUFFER_FULL = -1021
     RECORD_TOO_LARGE = -1022
@@ -162,6 +167,45 @@ class RequestTimeoutError(ReceiveError):
     """The broker did not answer within the client-side timeout."""
 
     default_code = ErrorCode.REQUEST_TIMEOUT
+
+
+class AuthenticationError(KafkaSinkError):
+    """The client and a broker could not authenticate each other; never retried.
+
+    Raised when a broker refuses the SASL mechanism or credentials (``code``
+    is then Kafka's error code, e.g. 58 SASL_AUTHENTICATION_FAILED), when a
+    broker's SCRAM signature does not verify, and, as
+    :class:`TlsAuthenticationError`, when a TLS handshake is refused.
+    ``broker`` names the broker and ``mechanism`` the SASL mechanism; no
+    message ever contains a password. The same settings cannot succeed on a
+    retry: a :class:`~kafka_sink.Connection` raises it at once, and a
+    :class:`~kafka_sink.Sink` fails the records it holds with a
+    :class:`DeliveryError` whose ``cause`` it is.
+    """
+
+    default_code = ErrorCode.AUTHENTICATION_FAILED
+
+
+class TlsError(ConnectError):
+    """A TLS connection to a broker could not be set up.
+
+    This class on its own means the handshake did not complete (the broker
+    closed or reset the connection, or it timed out): often a listener that
+    does not speak TLS. Like any :class:`ConnectError` it may be retried.
+    """
+
+    default_code = ErrorCode.TLS_FAILED
+
+
+class TlsAuthenticationError(TlsError, AuthenticationError):
+    """The TLS handshake was refused; not retried.
+
+    The broker's certificate is not signed by a trusted CA or was not issued
+    for the broker's host name, or the broker refused the client's
+    certificate (or offered no protocol version or cipher in common).
+    """
+
+    default_code = ErrorCode.TLS_FAILED
 
 
 class MetadataError(KafkaSinkError):

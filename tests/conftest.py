@@ -8,6 +8,9 @@ fixture                scope      what it gives
                                   closed after the test (for fault injection)
 ``kafka23``            session    :class:`~tests.brokers.kafka23.Kafka23Cluster`, 1 broker
 ``kafka23_cluster``    session    :class:`~tests.brokers.kafka23.Kafka23Cluster`, 3 brokers
+``kafka23_secure``     session    :class:`~tests.brokers.kafka23.Kafka23Cluster`, 1 broker
+                                  with SSL, mutual TLS, SASL_PLAINTEXT and SASL_SSL
+                                  listeners (``security=True``)
 ``tansu``              session    :class:`~tests.brokers.tansu.TansuBroker`
 ``broker``             function   :class:`~tests.brokers.BrokerUnderTest`, parametrized
                                   over "mock", "kafka23" and "tansu"
@@ -47,6 +50,7 @@ _FIXTURE_MARKERS = {
     "new_mock_cluster": "mock",
     "kafka23": "kafka23",
     "kafka23_cluster": "kafka23",
+    "kafka23_secure": "kafka23",
     "tansu": "tansu",
 }
 
@@ -101,6 +105,12 @@ def kafka23() -> Iterator[Kafka23Cluster]:
 @pytest.fixture(scope="session")
 def kafka23_cluster() -> Iterator[Kafka23Cluster]:
     with Kafka23Cluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka23_secure() -> Iterator[Kafka23Cluster]:
+    with Kafka23Cluster(1, security=True) as cluster:
         yield cluster
 
 

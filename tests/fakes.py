@@ -28,6 +28,7 @@ from kafka_sink.protocol.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
+from kafka_sink.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
 
 Handler = Callable[["FakeBroker", Any, int], Any]
 
@@ -81,6 +82,10 @@ class FakeCluster:
         self.next_producer_id = 1000
         # (producer id, topic, partition) -> next expected sequence, as a broker keeps it
         self.sequences: dict[tuple[int, str, int], int] = {}
+        # SASL PLAIN: the users and passwords the brokers accept, and how many
+        # SaslAuthenticate requests they refused.
+        self.sasl_users: dict[str, str] = {}
+        self.sasl_refusals = 0
 
     def add_topic(self, name: str, partitions: int, leader: int = 1) -> None:
         self.topics[name] = dict.fromkeys(range(partitions), leader)
@@ -104,6 +109,16 @@ class FakeCluster:
         if api_key == 22:
             self.next_producer_id += 1
             return InitProducerIdResponse(0, 0, self.next_producer_id, 0)
+        if api_key == 17:
+            return SaslHandshakeResponse(0 if request.mechanism == "PLAIN" else 33, ["PLAIN"])
+        if api_key == 36:
+            _, user, password = bytes(request.auth_bytes).split(b"\0", 2)
+            if self.sasl_users.get(user.decode()) == password.decode():
+                return SaslAuthenticateResponse(0, None, b"", 0)
+            self.sasl_refusals += 1
+            return SaslAuthenticateResponse(
+                58, "Authentication failed: Invalid username or password", b"", 0
+            )
         raise AssertionError(f"unexpected api {api_key}")
 
     def _metadata(self, request: Any) -> MetadataResponse:
@@ -371,6 +386,9 @@ class FakeNetwork:
 
     def in_flight(self, node_id: int | None = None) -> int:
         return sum(1 for q in self.queue if node_id is None or q[0] == node_id)
+
+    def authentication_error(self) -> Any:
+        return None
 
     def connection_states(self) -> dict[int, str]:
         return dict.fromkeys(self.nodes, "ready")

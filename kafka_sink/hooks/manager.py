@@ -62,7 +62,10 @@ def plugin_manager(
     for plugin in plugins:
         if isinstance(plugin, str):
             plugin = importlib.import_module(plugin)  # noqa: PLW2901 - a module named by string
-        manager.register(plugin)
+        # Naming an installed plugin again (it is also found through its entry
+        # point) asks for what is already there: not an error.
+        if not manager.is_registered(plugin):
+            manager.register(plugin)
     return manager
 
 

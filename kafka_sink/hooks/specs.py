@@ -42,9 +42,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
+
+if TYPE_CHECKING:  # the metrics package imports this module: names only, no cycle
+    from kafka_sink.metrics.samples import Sample, Snapshot
+    from kafka_sink.producer.sink import Sink
 
 __all__ = [
     "PROJECT_NAME",
@@ -93,11 +97,12 @@ TopicFunction = Callable[[Any], str | None]
 RecordPartitioner = Callable[[str, bytes | None, bytes | None, int], int | None]
 #: Called once for each record that finally failed or was dropped.
 DeadLetterFunction = Callable[["DeadLetter"], None]
-#: Returns the current samples of some metrics (the metrics issue defines
-#: the sample type; see :mod:`kafka_sink.metrics`).
-MetricsCollector = Callable[[], Iterable[Any]]
-#: Encodes a snapshot of samples into ``(key, value)`` Kafka records.
-MetricsEncoder = Callable[[Sequence[Any]], Sequence[tuple[bytes | None, bytes]]]
+#: Returns the current samples of some metrics
+#: (:class:`~kafka_sink.metrics.Sample`, labels sorted by name).
+MetricsCollector = Callable[[], Iterable["Sample"]]
+#: Encodes a snapshot (one sample, or all of them) into the value of one
+#: Kafka record; empty bytes when there is nothing to send.
+MetricsEncoder = Callable[["Snapshot"], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +110,17 @@ class DeadLetter:
     """A record that will never be delivered, and why.
 
     ``record`` is what the application logged (a :class:`logging.LogRecord`
-    or a structlog event dict) when it is known; ``value`` is its serialised
-    form when serialisation got that far (``None`` when serialising it is
-    what failed). ``reason`` is a short machine-friendly word (``"serialize"``,
-    ``"buffer_full"``, ``"too_large"``, ``"timeout"``, ``"broker"``,
-    ``"closed"``...) and ``error`` the exception that says more.
+    or a structlog event dict) when it is known: for records refused before
+    they were queued (serialisation failed, or the sink was closed); queued
+    records do not keep it, so that the buffer holds no application objects.
+    ``value`` is its serialised form when serialisation got that far
+    (``None`` when serialising it is what failed). ``reason`` is a short
+    machine-friendly word and ``error`` the exception that says more:
+    ``"serialize"``, ``"invalid"`` (a plugin gave a bad topic or header) or
+    ``"closed"`` for records refused before they were queued, else the
+    :attr:`~kafka_sink.DeliveryError.reason` of the delivery error
+    (``"buffer_full"``, ``"too_large"``, ``"timeout"``, ``"closed"``, or
+    ``"failed"`` when the broker refused the record).
     """
 
     topic: str | None
@@ -132,8 +143,15 @@ class Specs:
 
         Called once per :class:`~kafka_sink.KafkaHandler`, when it is built.
         The returned callable runs on the thread that logs, once per record,
-        and returns the record's value as bytes. Built in: ``"json"`` and
-        ``"text"`` (a :class:`logging.Formatter`).
+        and returns the record's value as bytes. ``name`` and ``options``
+        are the handler's ``serializer`` and ``serializer_options``, plus
+        ``options["formatter"]`` once the handler has a formatter
+        (``setFormatter``, dictConfig's ``formatter``; the hook is then
+        called again). Built in: ``"json"`` and ``"text"`` (a
+        :class:`logging.Formatter`), see
+        :mod:`kafka_sink.hooks.builtin.serializers`; the helpers they are
+        made of, for a serializer that must never raise, are in
+        :mod:`kafka_sink.serialization`.
         """
 
     @hookspec(firstresult=True)
@@ -161,7 +179,11 @@ class Specs:
         last, keyed records go to murmur2(key) and keyless ones to the sticky
         partitioner. The partitioners run on the sink's sender thread or on
         the logging thread, whichever first knows the topic's partition
-        count. Built in: ``"murmur2"``, ``"sticky"``, ``"round_robin"``.
+        count. ``name`` and ``options`` are the ``partitioner`` (default
+        ``"murmur2"``) and ``partitioner_options`` of the handler or
+        processor. A partition out of range counts as None, and one that
+        raises defers too. Built in: ``"murmur2"``, ``"sticky"``,
+        ``"round_robin"``, which always choose (so they end the chain).
         """
 
     @hookspec(firstresult=True)
@@ -171,9 +193,12 @@ class Specs:
         """Return the function that gives each record its key, or None.
 
         Called once per handler or processor that was asked for a key. The
-        function runs on the logging thread, once per record. Built in:
-        ``"attribute"`` (``options["attribute"]`` of a log record, or that
-        item of an event dict, encoded as UTF-8).
+        function runs on the logging thread, once per record. A handler or
+        processor given ``key="user_id"`` asks for ``"attribute"`` with
+        ``{"attribute": "user_id"}``; one given ``key_function`` asks for that
+        name with its ``key_options``. Built in: ``"attribute"``
+        (``options["attribute"]`` of a log record, or that item of an event
+        dict, encoded as UTF-8).
         """
 
     @hookspec
@@ -184,9 +209,11 @@ class Specs:
 
         Called once per handler or processor. Every non-None result is kept
         and the headers of all of them are added, in hook call order. The
-        functions run on the logging thread, once per record. Built in: the
-        level, the logger, the host, chosen ``extra`` fields and trace and
-        span ids when present.
+        functions run on the logging thread, once per record.
+        ``options["fields"]`` holds the ``header_fields`` of the handler or
+        processor and ``options["standard"]`` is False when it was given
+        ``standard_headers=False``. Built in: the level, the logger, the
+        host, chosen ``extra`` fields and trace and span ids when present.
         """
 
     @hookspec(firstresult=True)
@@ -197,7 +224,8 @@ class Specs:
 
         Called once per handler or processor. The function runs on the
         logging thread, once per record, and returns a topic name, or None
-        for the handler's or processor's own ``topic``.
+        for the handler's or processor's own ``topic`` (``options["topic"]``).
+        No built-in implementation.
         """
 
     @hookspec
@@ -211,17 +239,29 @@ class Specs:
         (full buffer, too large) or finally failed (timeout, broker error,
         closed), with a :class:`DeadLetter`. It runs on the logging thread
         for records refused before they were queued, and on the sink's sender
-        thread for the others: it must not block, and must not log through a
-        handler that ships to the same sink.
+        thread for the others: it must not block. What it logs on the sender
+        thread is never shipped by a :class:`~kafka_sink.KafkaHandler` or
+        :class:`~kafka_sink.KafkaProcessor` (it is counted as ignored).
+        Records of the handler and processor carry ``options["topic"]``,
+        their configured topic.
         """
 
     @hookspec
-    def kafka_sink_metrics_collector(self, options: Mapping[str, Any]) -> MetricsCollector | None:
+    def kafka_sink_metrics_collector(
+        self, sink: Sink, options: Mapping[str, Any]
+    ) -> MetricsCollector | None:
         """Return a function that collects metric samples, or None.
 
-        Called once per metrics exporter, when it is built. Every non-None
-        result is called on the exporter's timer thread at each export, and
-        the samples of all of them are exported together.
+        Called once per :class:`~kafka_sink.MetricsExporter`, when it is
+        built, with the sink it produces through. Every non-None result is
+        called at each export, on the exporter's timer thread (or on the
+        thread that calls ``export()`` or ``close()``), and the samples of all
+        of them are exported together, after the registry's. A collector that
+        raises costs only its own samples of that export (counted in the
+        exporter's ``stats().collect_errors``). Built in: the sink's own
+        metrics (``options["sink_metrics"]``, default true) and a
+        ``prometheus_client`` registry (``options["prometheus_registry"]``:
+        ``True`` for the default one, or a registry).
         """
 
     @hookspec(firstresult=True)
@@ -230,6 +270,10 @@ class Specs:
     ) -> MetricsEncoder | None:
         """Return the metrics encoding called ``name``, or None.
 
-        Called once per metrics exporter. The encoder runs on the exporter's
-        timer thread and turns one snapshot of samples into Kafka records.
+        Called once per :class:`~kafka_sink.MetricsExporter`. The encoder runs
+        where the collectors run and turns a :class:`~kafka_sink.metrics.Snapshot`
+        into the value of one record: the exporter calls it once per series
+        (``per="series"``, a snapshot of one sample) or once per export
+        (``per="snapshot"``). Built in: ``"json"`` (JSON lines) and
+        ``"influx"`` (Influx line protocol), see :mod:`kafka_sink.metrics.encodings`.
         """

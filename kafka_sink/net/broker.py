@@ -1,31 +1,42 @@
-"""One connection to one broker: connect, negotiate versions, exchange requests.
+"""One connection to one broker: connect, negotiate versions, authenticate, exchange requests.
 
 The connection is blocking and bounded: every operation takes a deadline. On
 any network or framing failure the socket is closed, because the position in
 the byte stream is no longer known; the next request reconnects.
+
+Setting up a connection: the transport connects (and, for TLS, completes the
+handshake: :mod:`kafka_sink.net.security`), ApiVersions tells which versions
+the broker speaks, and on a SASL listener the SaslHandshake/SaslAuthenticate
+exchange of :class:`~kafka_sink.protocol.sasl.SaslAuthenticator` runs before
+any other request, all within the connect timeout.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
-from kafka_sink.config import BrokerAddress
+from kafka_sink.config import BrokerAddress, SecurityConfig
 from kafka_sink.errors import (
+    AuthenticationError,
     ConnectError,
     KafkaSinkError,
     ProtocolError,
     ReceiveError,
     RequestTimeoutError,
     SendError,
+    TlsError,
     UnsupportedVersionError,
 )
+from kafka_sink.net.security import tls_failure
 from kafka_sink.net.transport import Clock, Stream, Transport, monotonic
 from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
 from kafka_sink.protocol.client import ClientProtocol
+from kafka_sink.protocol.sasl import SaslAuthenticator, create_mechanism
 from kafka_sink.protocol.schema import Message
 
-__all__ = ["ApiVersionsNegotiation", "BrokerConnection", "describe_os_error"]
+__all__ = ["ApiVersionsNegotiation", "BrokerConnection", "describe_os_error", "sasl_authenticator"]
 
 _RECV_CHUNK = 256 * 1024
 _UNSUPPORTED_VERSION = 35
@@ -81,8 +92,23 @@ class ApiVersionsNegotiation:
         return response.ranges()
 
 
+def sasl_authenticator(
+    security: SecurityConfig, broker: str, api_versions: dict[int, tuple[int, int]]
+) -> SaslAuthenticator:
+    """A fresh SASL exchange for one connection (a new SCRAM nonce each time)."""
+    mechanism = security.sasl_mechanism or "PLAIN"
+    username = security.sasl_plain_username or ""
+    mechanism_client = create_mechanism(mechanism, username, security.sasl_plain_password or "")
+    return SaslAuthenticator(mechanism_client, broker, api_versions, user=username)
+
+
 class BrokerConnection:
-    """A blocking, deadline-bounded connection to one broker."""
+    """A blocking, deadline-bounded connection to one broker.
+
+    ``transport`` opens the byte stream (TLS included, when it is a
+    :class:`~kafka_sink.net.security.TlsTransport`); ``security`` supplies the
+    SASL settings, used when its ``security_protocol`` is a SASL one.
+    """
 
     def __init__(
         self,
@@ -93,6 +119,7 @@ class BrokerConnection:
         node_id: int | None = None,
         clock: Clock = monotonic,
         software_version: str = "0",
+        security: SecurityConfig | None = None,
     ) -> None:
         self.address = address
         self.node_id = node_id
@@ -100,6 +127,11 @@ class BrokerConnection:
         self._client_id = client_id
         self._clock = clock
         self._software_version = software_version
+        self._security = security or SecurityConfig()
+        # What the connection is setting up, for messages (None once it is ready),
+        # and whether the broker has answered a request since.
+        self._phase: str | None = None
+        self._answered = False
         self._stream: Stream | None = None
         self._protocol: ClientProtocol | None = None
         self.api_versions: dict[int, tuple[int, int]] = {}
@@ -120,13 +152,23 @@ class BrokerConnection:
         deadline = self._clock() + timeout
         try:
             stream = self._transport.connect(self.address.host, self.address.port, timeout)
+        except TlsError as exc:
+            raise self._fail(exc) from None
         except OSError as exc:
             raise self._failure(
                 ConnectError, f"cannot connect to {self.address}: {describe_os_error(exc)}"
             ) from None
         self._stream = stream
         self._protocol = ClientProtocol(self._client_id)
-        self._negotiate(deadline)
+        self._answered = False
+        try:
+            self._phase = "version negotiation"
+            self._negotiate(deadline)
+            if self._security.uses_sasl:
+                self._phase = "SASL authentication"
+                self._authenticate(deadline)
+        finally:
+            self._phase = None
 
     def _negotiate(self, deadline: float) -> None:
         """ApiVersions with the KIP-511 fallback to the version the broker offers."""
@@ -142,6 +184,21 @@ class BrokerConnection:
             if ranges is not None:
                 self.api_versions = ranges
                 return
+
+    def _authenticate(self, deadline: float) -> None:
+        """The SASL exchange; AuthenticationError (never retried) when it fails."""
+        try:
+            auth = sasl_authenticator(self._security, str(self.address), self.api_versions)
+        except KafkaSinkError as exc:
+            raise self._fail(exc) from None
+        while True:
+            request, version = auth.request()
+            response = self._exchange(request, version, deadline)
+            try:
+                if auth.handle(response):
+                    return
+            except AuthenticationError as exc:
+                raise self._fail(exc) from None
 
     def version_for(self, api_key: int) -> int:
         """The version of ``api_key`` to use with this broker."""
@@ -186,25 +243,57 @@ class BrokerConnection:
             while True:
                 response = protocol.next_response()
                 if response is not None:
+                    self._answered = self._phase is None
                     return response.body
                 remaining = self._remaining(deadline)
                 if remaining <= 0:
                     raise TimeoutError
                 data = stream.recv(max(_RECV_CHUNK, protocol.bytes_needed()), remaining)
                 if not data:
-                    raise self._failure(ReceiveError, f"connection closed by {self.address}")
+                    raise self._failure(
+                        ReceiveError, f"connection closed by {self.address}{self._hint()}"
+                    )
                 protocol.receive_data(data)
         except TimeoutError:
             raise self._failure(
-                RequestTimeoutError, f"no response from {self.address} within the timeout"
+                RequestTimeoutError,
+                f"no response from {self.address} within the timeout{self._hint()}",
+            ) from None
+        except ssl.SSLError as exc:
+            if self._phase is not None and not isinstance(exc, ssl.SSLEOFError):
+                # TLS 1.3 reports a refused client certificate after the handshake.
+                raise self._fail(tls_failure(exc, str(self.address))) from None
+            raise self._failure(
+                ReceiveError,
+                f"cannot receive from {self.address}: {describe_os_error(exc)}{self._hint()}",
             ) from None
         except OSError as exc:
             raise self._failure(
-                ReceiveError, f"cannot receive from {self.address}: {describe_os_error(exc)}"
+                ReceiveError,
+                f"cannot receive from {self.address}: {describe_os_error(exc)}{self._hint()}",
             ) from None
         except ProtocolError as exc:
             exc.context.setdefault("broker", str(self.address))
+            if self._phase is not None:
+                exc = type(exc)(
+                    f"{exc.message} (broker {self.address}, during {self._phase})",
+                    code=exc.code,
+                    **exc.context,
+                )
             raise self._fail(exc) from None
+
+    def _hint(self) -> str:
+        """Why a new connection may end: the wrong security_protocol for the listener."""
+        expected = (
+            f"is security_protocol {self._security.security_protocol!r} what this listener expects?"
+        )
+        if self._phase is not None:
+            return f" during {self._phase} ({expected})"
+        if not self._answered and not self._security.uses_sasl:
+            # A SASL listener answers ApiVersions, then drops a client that does
+            # not authenticate at its first other request.
+            return f" before answering any request ({expected})"
+        return ""
 
     def _remaining(self, deadline: float) -> float:
         return max(0.0, deadline - self._clock())

@@ -8,20 +8,30 @@ and each response is matched to the oldest unanswered request by its
 correlation id (:class:`~kafka_sink.protocol.client.ClientProtocol` does the
 framing and the matching; this module only moves bytes).
 
-Each node's connection goes through these states::
+Each node's connection goes through these states (the bracketed ones only
+with TLS, and with SASL, as ``security`` says)::
 
-    disconnected --ready()--> connecting --TCP up--> negotiating --ApiVersions--> ready
-         ^                        |                       |                         |
-         +------ back-off <-------+-----------------------+-------------------------+
-                                       (refused, timed out, reset, EOF, bad frame)
+    disconnected --ready()--> connecting --TCP up--> [handshaking] --TLS up--> negotiating
+         ^                        |                       |                        |
+         |                        |                       |                   ApiVersions
+         |                        |                       |                        v
+         +------ back-off <-------+-----------------------+---------------- [authenticating]
+              (refused, timed out, reset, EOF, bad frame,                          |
+               credentials or certificate refused)                  SASL done      v
+                                                                                 ready
 
-``ready()`` starts a non-blocking connect; ``poll()`` completes it, sends
-ApiVersions (with the KIP-511 fallback of
-:class:`~kafka_sink.net.broker.ApiVersionsNegotiation`) and marks the node
-ready once the broker's version ranges are known. Setting up a connection,
-TCP and ApiVersions together, is bounded by ``connect_timeout``. A failed
-connection is retried after an exponential back-off with jitter, reset once a
-connection becomes ready.
+``ready()`` starts a non-blocking connect; ``poll()`` completes it, runs the
+TLS handshake on readiness events (``SSLWantRead``/``SSLWantWrite`` say which
+one it waits for), sends ApiVersions (with the KIP-511 fallback of
+:class:`~kafka_sink.net.broker.ApiVersionsNegotiation`), runs the SASL exchange
+of :class:`~kafka_sink.protocol.sasl.SaslAuthenticator`, and marks the node
+ready. Setting up a connection, from TCP to SASL, is bounded by
+``connect_timeout``. A failed connection is retried after an exponential
+back-off with jitter, reset once a connection becomes ready. A refused
+authentication (SASL credentials, or a TLS certificate) would be refused
+again: the client waits the longest back-off before connecting to any node
+again, and :meth:`NetworkClient.authentication_error` reports it until a
+connection authenticates.
 
 Everything runs on the caller's thread (the sender), except :meth:`wakeup`.
 ``send()`` only frames the request and queues its bytes; ``poll()`` writes
@@ -53,13 +63,21 @@ import os
 import random
 import selectors
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka_sink.config import BrokerAddress, check_client_id, check_int, check_positive_number
+from kafka_sink.config import (
+    BrokerAddress,
+    SecurityConfig,
+    check_client_id,
+    check_int,
+    check_positive_number,
+)
 from kafka_sink.errors import (
+    AuthenticationError,
     ConnectError,
     InvalidArgumentError,
     KafkaSinkError,
@@ -70,16 +88,20 @@ from kafka_sink.errors import (
     SendError,
     UnsupportedVersionError,
 )
-from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error
+from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
+from kafka_sink.net.security import create_ssl_context, tls_failure
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
+from kafka_sink.protocol.sasl import SaslAuthenticator
 from kafka_sink.protocol.schema import Message
 
 __all__ = [
+    "AUTHENTICATING",
     "BACKOFF",
     "CONNECTING",
     "DISCONNECTED",
+    "HANDSHAKING",
     "NEGOTIATING",
     "READY",
     "ClientResponse",
@@ -88,7 +110,9 @@ __all__ = [
 
 # Connection states, as connection_states() reports them.
 CONNECTING = "connecting"
+HANDSHAKING = "handshaking"
 NEGOTIATING = "negotiating"
+AUTHENTICATING = "authenticating"
 READY = "ready"
 DISCONNECTED = "disconnected"
 BACKOFF = "backoff"
@@ -107,6 +131,11 @@ _RECV_BUFFER = 256 * 1024
 _MAX_READS = 16
 # Frames handed to one sendmsg() call (the kernel's limit is 1024 on Linux).
 _MAX_IOV = 64
+# Small frames joined into one TLS write (TLS has no sendmsg), up to this size.
+_TLS_CHUNK = 64 * 1024
+_TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
+# States whose connection takes no frames yet (TCP or TLS is still being set up).
+_NOT_WRITABLE = (CONNECTING, HANDSHAKING)
 _JITTER = 0.2
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
@@ -169,10 +198,12 @@ class _Node:
         "address",
         "addresses",
         "api_versions",
+        "auth",
         "awaiting",
         "broker",
         "deadline",
         "failures",
+        "fresh",
         "last_error",
         "mask",
         "negotiation",
@@ -184,6 +215,7 @@ class _Node:
         "retry_at",
         "sock",
         "state",
+        "tls_out",
         "unanswered",
         "versions",
         "written",
@@ -198,18 +230,23 @@ class _Node:
         self.mask = 0
         self.protocol: ClientProtocol | None = None
         self.negotiation: ApiVersionsNegotiation | None = None
+        self.auth: SaslAuthenticator | None = None
         self.api_versions: dict[int, tuple[int, int]] = {}
         self.versions: dict[int, int] = {}  # chosen version by API key, cached
         # Output: frames not yet completely written; out_pos bytes of the first
         # one are. queued and written count bytes since the connection opened.
         self.out: deque[bytearray] = deque()
         self.out_pos = 0
+        # TLS: the bytes of the write under way. After SSLWantWrite, OpenSSL
+        # must be given the same bytes again, even if more frames were queued.
+        self.tls_out: bytes | bytearray | memoryview | None = None
         self.queued = 0
         self.written = 0
         self.awaiting: deque[_Request] = deque()  # in the order the answers will come
         self.unanswered: deque[_Request] = deque()  # acks=0: done once written
         self.deadline = 0.0  # end of the connection setup (connecting, negotiating)
         self.failures = 0
+        self.fresh = False  # ready, and no response since (see _hint)
         self.retry_at = 0.0
         self.addresses: list[_AddrInfo] = []  # resolved addresses not yet tried
         self.last_error: str | None = None
@@ -233,6 +270,10 @@ class NetworkClient:
     Every method but :meth:`wakeup` must be called from one thread. ``send()``
     never raises: a request that cannot be sent (the node is not ready, no
     common API version) fails through its callback, at the next :meth:`poll`.
+
+    ``security`` (a :class:`~kafka_sink.config.SecurityConfig`) adds TLS and
+    SASL to every connection; its SSL context is built here, so a file that
+    cannot be loaded raises :class:`~kafka_sink.errors.InvalidArgumentError`.
     """
 
     def __init__(
@@ -250,6 +291,7 @@ class NetworkClient:
         socket_factory: Callable[..., socket.socket] | None = None,
         selector_factory: Callable[[], selectors.BaseSelector] = selectors.DefaultSelector,
         software_version: str = "0",
+        security: SecurityConfig | None = None,
     ) -> None:
         self._client_id = check_client_id(client_id)
         self._clock = clock
@@ -274,6 +316,20 @@ class NetworkClient:
         self._socket_factory: Callable[..., socket.socket] = socket_factory or socket.socket
         self._selector_factory = selector_factory
         self._software_version = software_version
+        if security is not None and not isinstance(security, SecurityConfig):
+            raise InvalidArgumentError(
+                "security", f"must be a SecurityConfig, got {type(security).__name__}"
+            )
+        self._security = security or SecurityConfig()
+        self._ssl_context = create_ssl_context(self._security)
+        self._sasl = self._security.uses_sasl
+        # The last refused authentication, until a connection authenticates;
+        # no connection starts before _auth_retry_at (see the module docstring).
+        self._auth_error: AuthenticationError | None = None
+        self._auth_retry_at = 0.0
+        # TLS connections whose decrypted input waits in OpenSSL's buffer,
+        # where the selector cannot see it: read at the next poll.
+        self._tls_backlog: set[_Node] = set()
         self._nodes: dict[int, _Node] = {}
         self._dirty: set[_Node] = set()  # nodes with output not yet tried
         self._completed: list[tuple[Callback, ClientResponse]] = []
@@ -334,7 +390,10 @@ class NetworkClient:
             return len(node.awaiting) + len(node.unanswered) < self._max_in_flight
         if node.sock is None and not self._closed:
             now = self._clock()
-            if now >= node.retry_at:
+            if now >= node.retry_at and now >= self._auth_retry_at:
+                if self._auth_error is not None:
+                    # One node at a time tries the credentials that were refused.
+                    self._auth_retry_at = now + self._backoff_max
                 self._connect(node, now)
         return False
 
@@ -379,12 +438,21 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         if node is None or node.sock is not None:
             return 0.0
-        return max(0.0, node.retry_at - self._clock())
+        return max(0.0, node.retry_at - self._clock(), self._auth_retry_at - self._clock())
 
     def connection_error(self, node_id: int) -> str | None:
         """Why the last connection to ``node_id`` failed or closed (None: it did not)."""
         node = self._nodes.get(node_id)
         return node.last_error if node is not None else None
+
+    def authentication_error(self) -> AuthenticationError | None:
+        """The last refused authentication, or None once a connection has authenticated since.
+
+        SASL credentials or a TLS certificate that a broker refused: trying
+        again with the same settings fails the same way, so the caller may
+        give up on what it was going to send (the sender fails the records).
+        """
+        return self._auth_error
 
     def least_loaded_node(self) -> int | None:
         """A node to send a request that any broker can answer (Metadata), or None.
@@ -418,7 +486,8 @@ class NetworkClient:
         return chosen.node_id if chosen is not None else None
 
     def connection_states(self) -> dict[int, str]:
-        """Each node's connection state: connecting, negotiating, ready, disconnected, backoff."""
+        """Each node's connection state: connecting, handshaking, negotiating,
+        authenticating, ready, disconnected or backoff."""
         now = self._clock()
         return {node_id: self._state(node, now) for node_id, node in self._nodes.items()}
 
@@ -499,7 +568,7 @@ class NetworkClient:
         self._flush(now)
         if now >= self._next_deadline:
             self._next_deadline = self._expire(now)
-        if self._completed:
+        if self._completed or self._tls_backlog:
             wait = 0.0
         else:
             wait = min(timeout, self._next_deadline - now, _MAX_WAIT)
@@ -514,10 +583,18 @@ class NetworkClient:
                 if node.state == CONNECTING:
                     self._finish_connect(node, now)
                     continue
+                if node.state == HANDSHAKING:
+                    self._handshake(node, now)
+                    continue
                 if mask & _READ:
                     self._read(node, now)
                 if mask & _WRITE and node.sock is key.fileobj:
                     self._write(node, now)
+        if self._tls_backlog:
+            backlog, self._tls_backlog = self._tls_backlog, set()
+            for node in backlog:
+                if node.sock is not None and node.protocol is not None:
+                    self._read(node, now)
         self._flush(now)
         if now >= self._next_deadline:
             self._next_deadline = self._expire(now)
@@ -582,6 +659,7 @@ class NetworkClient:
                     node.sock.close()  # the child's descriptor only; no shutdown()
             self._nodes[node_id] = _Node(node_id, node.address)
         self._dirty = set()
+        self._tls_backlog = set()
         self._completed = []
         self._dispatching = False
         self._next_deadline = math.inf
@@ -671,8 +749,59 @@ class NetworkClient:
         self._connected(node, now)
 
     def _connected(self, node: _Node, now: float) -> None:
-        """TCP is up: negotiate versions."""
+        """TCP is up: start TLS, or negotiate versions."""
         node.addresses = []  # the next connection resolves the name again
+        if self._ssl_context is not None:
+            self._start_tls(node, now)
+            return
+        self._start_negotiation(node, now)
+
+    def _start_tls(self, node: _Node, now: float) -> None:
+        sock = node.sock
+        assert sock is not None
+        assert self._ssl_context is not None
+        # The TLS socket takes over the descriptor: register it in the raw one's place.
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(sock)
+        try:
+            tls = self._ssl_context.wrap_socket(
+                sock, server_hostname=node.address.host, do_handshake_on_connect=False
+            )
+        except (OSError, ValueError) as exc:
+            self._fail(node, now, tls_failure(exc, node.broker).message)
+            return
+        node.sock = tls
+        node.state = HANDSHAKING
+        node.mask = _READ | _WRITE
+        self._selector.register(tls, node.mask, node)
+        self._debug(node, "connected, TLS handshake")
+        self._handshake(node, now)
+
+    def _handshake(self, node: _Node, now: float) -> None:
+        """One step of the TLS handshake, as far as the socket allows without blocking."""
+        sock = node.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(node, _READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(node, _WRITE)
+            return
+        except (OSError, ValueError) as exc:  # SSLCertVerificationError is both
+            self._setup_error(node, now, tls_failure(exc, node.broker))
+            return
+        self._want(node, _READ)
+        self._debug(node, f"TLS up ({sock.version()}), negotiating versions")
+        self._start_negotiation(node, now)
+
+    def _want(self, node: _Node, mask: int) -> None:
+        if mask != node.mask and node.sock is not None:
+            node.mask = mask
+            self._selector.modify(node.sock, mask, node)
+
+    def _start_negotiation(self, node: _Node, now: float) -> None:
         node.state = NEGOTIATING
         node.protocol = ClientProtocol(self._client_id, max_response_size=self._max_response_size)
         node.negotiation = ApiVersionsNegotiation(node.broker, self._software_version)
@@ -698,11 +827,47 @@ class NetworkClient:
         node.api_versions = ranges
         node.versions = {}
         node.negotiation = None
+        if not self._sasl:
+            self._ready(node)
+            return True
+        try:
+            node.auth = sasl_authenticator(self._security, node.broker, ranges)
+        except KafkaSinkError as exc:  # a broker older than Kafka 1.0
+            self._fail(node, now, exc.message)
+            return False
+        node.state = AUTHENTICATING
+        self._debug(node, f"authenticating with SASL {node.auth.mechanism}")
+        self._send_auth(node, now)
+        return True
+
+    def _send_auth(self, node: _Node, now: float) -> None:
+        assert node.auth is not None
+        request, version = node.auth.request()
+        self._enqueue(node, request, version, None, now)
+
+    def _authenticating(self, node: _Node, body: Any, now: float) -> bool:
+        """Handle a SASL answer; False when it ended the connection."""
+        assert node.auth is not None
+        try:
+            done = node.auth.handle(body)
+        except AuthenticationError as exc:
+            self._setup_error(node, now, exc)
+            return False
+        if done:
+            node.auth = None
+            self._ready(node)
+        else:
+            self._send_auth(node, now)
+        return True
+
+    def _ready(self, node: _Node) -> None:
         node.state = READY
+        node.fresh = True
         node.failures = 0
         node.last_error = None
+        self._auth_error = None
+        self._auth_retry_at = 0.0
         self._debug(node, "ready")
-        return True
 
     def _choose_version(self, node: _Node, api_key: int) -> int:
         try:
@@ -744,7 +909,7 @@ class NetworkClient:
         dirty = self._dirty
         while dirty:
             node = dirty.pop()
-            if node.sock is not None and node.state != CONNECTING:
+            if node.sock is not None and node.state not in _NOT_WRITABLE:
                 self._write(node, now)
 
     def _write(self, node: _Node, now: float) -> None:
@@ -752,31 +917,13 @@ class NetworkClient:
         sock = node.sock
         assert sock is not None
         out = node.out
-        while out:
-            pos = node.out_pos
-            try:
-                if len(out) == 1 or not _HAS_SENDMSG:
-                    first = out[0]
-                    asked = len(first) - pos
-                    sent = sock.send(memoryview(first)[pos:] if pos else first)
-                else:
-                    buffers: list[bytearray | memoryview] = list(itertools.islice(out, _MAX_IOV))
-                    asked = sum(map(len, buffers)) - pos
-                    if pos:
-                        buffers[0] = memoryview(buffers[0])[pos:]
-                    sent = sock.sendmsg(buffers)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
-                return
-            node.written += sent
-            pos += sent
-            while out and pos >= len(out[0]):
-                pos -= len(out.popleft())
-            node.out_pos = pos
-            if sent < asked:  # the socket's buffer is full
-                break
+        written = (
+            self._write_tls(node, sock, now)
+            if self._ssl_context is not None
+            else self._write_plain(node, sock, now)
+        )
+        if not written:
+            return
         unanswered = node.unanswered
         while unanswered and unanswered[0].end <= node.written:
             entry = unanswered.popleft()
@@ -799,6 +946,58 @@ class NetworkClient:
             node.mask = want
             self._selector.modify(sock, want, node)
 
+    def _write_plain(self, node: _Node, sock: socket.socket, now: float) -> bool:
+        """Write frames straight from their buffers; False when the connection failed."""
+        out = node.out
+        while out:
+            pos = node.out_pos
+            try:
+                if len(out) == 1 or not _HAS_SENDMSG:
+                    first = out[0]
+                    asked = len(first) - pos
+                    sent = sock.send(memoryview(first)[pos:] if pos else first)
+                else:
+                    buffers: list[bytearray | memoryview] = list(itertools.islice(out, _MAX_IOV))
+                    asked = sum(map(len, buffers)) - pos
+                    if pos:
+                        buffers[0] = memoryview(buffers[0])[pos:]
+                    sent = sock.sendmsg(buffers)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
+                return False
+            node.written += sent
+            pos += sent
+            while out and pos >= len(out[0]):
+                pos -= len(out.popleft())
+            node.out_pos = pos
+            if sent < asked:  # the socket's buffer is full
+                break
+        return True
+
+    def _write_tls(self, node: _Node, sock: socket.socket, now: float) -> bool:
+        """The TLS variant of the write loop; False when the connection failed."""
+        out = node.out
+        while out:
+            chunk = node.tls_out
+            if chunk is None:
+                chunk = node.tls_out = _tls_chunk(out, node.out_pos)
+            try:
+                sent = sock.send(chunk)
+            except _TLS_RETRY:
+                break
+            except OSError as exc:
+                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
+                return False
+            node.tls_out = memoryview(chunk)[sent:] if sent < len(chunk) else None
+            node.written += sent
+            pos = node.out_pos + sent
+            while out and pos >= len(out[0]):
+                pos -= len(out.popleft())
+            node.out_pos = pos
+        return True
+
     def _read(self, node: _Node, now: float) -> None:
         """Read what has arrived and complete the requests it answers."""
         sock = node.sock
@@ -806,20 +1005,43 @@ class NetworkClient:
         assert sock is not None
         assert protocol is not None
         view = self._recv_view
+        tls = self._ssl_context is not None
         for _ in range(_MAX_READS):
             try:
                 count = sock.recv_into(view)
-            except BlockingIOError:
+            except _TLS_RETRY:
                 return
             except OSError as exc:
-                self._fail(node, now, f"cannot receive: {describe_os_error(exc)}")
+                if tls and node.state != READY and isinstance(exc, ssl.SSLError):
+                    # TLS 1.3 reports a refused client certificate after the handshake.
+                    self._setup_error(node, now, tls_failure(exc, node.broker))
+                    return
+                self._fail(node, now, f"cannot receive: {describe_os_error(exc)}{self._hint(node)}")
                 return
             if count == 0:
-                self._fail(node, now, "connection closed by the broker")
+                self._fail(node, now, f"connection closed by the broker{self._hint(node)}")
                 return
             protocol.receive_data(view[:count])
-            if not self._take_responses(node, protocol, now) or count < len(view):
+            if not self._take_responses(node, protocol, now):
                 return
+            # A TLS read returns one record at most: only "want read" says it is drained.
+            if count < len(view) and not tls:
+                return
+        if tls and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            self._tls_backlog.add(node)
+
+    def _hint(self, node: _Node) -> str:
+        """Why a new connection may end: the wrong security_protocol for the listener."""
+        expected = (
+            f"is security_protocol {self._security.security_protocol!r} what this listener expects?"
+        )
+        if node.state != READY:
+            return f" while {node.state} ({expected})"
+        if node.fresh and not self._sasl:
+            # A SASL listener answers ApiVersions, then drops a client that does
+            # not authenticate at its first other request.
+            return f" before answering any request ({expected})"
+        return ""
 
     def _take_responses(self, node: _Node, protocol: ClientProtocol, now: float) -> bool:
         """Complete the requests answered by whole frames; False when the connection ended."""
@@ -835,10 +1057,14 @@ class NetworkClient:
             if response is None:
                 return True
             entry = awaiting.popleft()
-            if entry.callback is None:
-                if not self._negotiated(node, response.body, now):
+            if entry.callback is None:  # the connection's own ApiVersions or SASL
+                if node.state == AUTHENTICATING:
+                    if not self._authenticating(node, response.body, now):
+                        return False
+                elif not self._negotiated(node, response.body, now):
                     return False
                 continue
+            node.fresh = False
             completed.append(
                 (
                     entry.callback,
@@ -864,7 +1090,11 @@ class NetworkClient:
                 continue
             if node.state != READY:
                 if now >= node.deadline:
-                    self._fail(node, now, f"no connection within {self._connect_timeout:g}s")
+                    self._fail(
+                        node,
+                        now,
+                        f"no connection within {self._connect_timeout:g}s{self._hint(node)}",
+                    )
                     if node.sock is None:
                         continue
                 next_deadline = min(next_deadline, node.deadline)
@@ -898,6 +1128,21 @@ class NetworkClient:
         else:
             self._debug(node, f"disconnected: {reason}")
         self._back_off(node, now)
+
+    def _setup_error(self, node: _Node, now: float, error: KafkaSinkError) -> None:
+        """A typed failure while the connection is set up (TLS, SASL)."""
+        if not isinstance(error, AuthenticationError):
+            self._fail(node, now, error.message)
+            return
+        # Refused credentials or certificate: retrying soon would only be
+        # refused again, so every node waits the longest back-off.
+        self._drop(node, now, error.message)
+        node.last_error = error.message
+        node.failures += 1
+        self._auth_error = error
+        self._debug(node, f"authentication failed: {error.message}")
+        node.retry_at = now + self._backoff_max * (1.0 - _JITTER * random.random())
+        self._auth_retry_at = node.retry_at
 
     def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
         node.state = DISCONNECTED
@@ -966,11 +1211,14 @@ class NetworkClient:
             node.protocol.fail_all()
             node.protocol = None
         self._dirty.discard(node)
+        self._tls_backlog.discard(node)
         node.state = DISCONNECTED
         node.mask = 0
         node.out.clear()
+        node.tls_out = None
         node.out_pos = node.queued = node.written = 0
         node.negotiation = None
+        node.auth = None
         node.api_versions = {}
         node.versions = {}
 
@@ -1031,3 +1279,18 @@ class NetworkClient:
     def _debug(self, node: _Node, what: str) -> None:
         if not self._silent and _log.isEnabledFor(logging.DEBUG):
             _log.debug("node %d (%s): %s", node.node_id, node.broker, what)
+
+
+def _tls_chunk(out: deque[bytearray], pos: int) -> bytes | bytearray | memoryview:
+    """The next bytes to hand to one TLS write: the first frame, or small frames joined."""
+    first = out[0]
+    if len(out) == 1 or len(first) - pos >= _TLS_CHUNK:
+        return memoryview(first)[pos:] if pos else first
+    parts: list[bytearray | memoryview] = [memoryview(first)[pos:] if pos else first]
+    size = len(parts[0])
+    for frame in itertools.islice(out, 1, _MAX_IOV):
+        if size + len(frame) > _TLS_CHUNK:
+            break
+        parts.append(frame)
+        size += len(frame)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -17,7 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kafka_sink.config import BrokerAddress, ConnectionConfig, check_topic, parse_broker_list
+from kafka_sink.config import (
+    BrokerAddress,
+    ConnectionConfig,
+    SecurityConfig,
+    check_topic,
+    parse_broker_list,
+)
 from kafka_sink.constants import (
     KAFKA_SERVER_PORT,
     REQUEST_TIMEOUT,
@@ -25,6 +31,7 @@ from kafka_sink.constants import (
     SEND_MAX_ATTEMPTS,
 )
 from kafka_sink.errors import (
+    AuthenticationError,
     BrokerResponseError,
     ConnectError,
     InvalidArgumentError,
@@ -34,9 +41,11 @@ from kafka_sink.errors import (
     NetworkError,
     NoKnownBrokersError,
     ProtocolError,
+    TlsError,
 )
 from kafka_sink.net.broker import BrokerConnection
-from kafka_sink.net.transport import Clock, TcpTransport, Transport, monotonic
+from kafka_sink.net.security import transport_for
+from kafka_sink.net.transport import Clock, Transport, monotonic
 from kafka_sink.protocol.apis import ApiKey
 from kafka_sink.protocol.create_topics import (
     CreatableTopic,
@@ -113,6 +122,21 @@ class Connection:
     doubled at each retry with jitter) govern retries of retriable errors;
     with ``auto_create_topics_enable`` a topic missing on first use is created
     by a broker that allows it, and waited for, instead of failing.
+
+    TLS and SASL take the options of :class:`~kafka_sink.config.SecurityConfig`
+    by name (or a ``security`` value)::
+
+        connection = Connection(
+            broker_list=["kafka1:9093"],
+            security_protocol="SASL_SSL",
+            ssl_cafile="/etc/kafka/ca.pem",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_plain_username="alice",
+            sasl_plain_password=password,
+        )
+
+    A broker that refuses the credentials or the TLS handshake raises
+    :class:`~kafka_sink.AuthenticationError` at once, without retrying.
     """
 
     def __init__(
@@ -131,6 +155,8 @@ class Connection:
         transport: Transport | None = None,
         clock: Clock = monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        security: SecurityConfig | None = None,
+        **security_options: Any,
     ) -> None:
         brokers: list[BrokerAddress] = []
         if host is not None:
@@ -141,6 +167,12 @@ class Connection:
             brokers.extend(parse_broker_list(broker_list))
         if not brokers:
             brokers.append(BrokerAddress("localhost", _checked_port(port)))
+        if security_options:
+            if security is not None:
+                raise InvalidArgumentError(
+                    next(iter(security_options)), "pass either security or its options, not both"
+                )
+            security = SecurityConfig.from_options(security_options, "Connection")
         self.config = ConnectionConfig(
             brokers=tuple(dict.fromkeys(brokers)),
             timeout=timeout,
@@ -150,8 +182,9 @@ class Connection:
             ip_version=ip_version,
             client_id=client_id,
             max_logged_errors=max_logged_errors,
+            security=SecurityConfig() if security is None else security,
         )
-        self._transport = transport or TcpTransport(ip_version)
+        self._transport = transport or transport_for(self.config.security, ip_version)
         self._clock = clock
         self._sleep = sleep
         self._random = random.Random()
@@ -242,13 +275,16 @@ class Connection:
         Network errors, missing leaders and retriable broker errors are kept
         as non-fatal and retried after a back-off (metadata is refreshed first
         when the error says it is stale); the last error is raised when every
-        attempt failed. Other errors are raised at once.
+        attempt failed. Other errors, authentication failures among them, are
+        raised at once.
         """
         attempts = self.config.send_max_attempts
         refresh = False
         for number in range(1, attempts + 1):
             try:
                 return attempt(refresh)
+            except AuthenticationError:
+                raise  # the same credentials would fail again
             except (NetworkError, LeaderNotFoundError, BrokerResponseError) as exc:
                 if isinstance(exc, BrokerResponseError) and not exc.retriable:
                     raise
@@ -356,6 +392,7 @@ class Connection:
                 client_id=self.config.client_id,
                 node_id=node_id,
                 clock=self._clock,
+                security=self.config.security,
             )
             self._by_address[address] = conn
         if not conn.connected:
@@ -380,18 +417,25 @@ class Connection:
         )
         failures: list[str] = []
         last: KafkaSinkError | None = None
+        all_tls = True
         for address in candidates:
             if self._clock() >= deadline and failures:
                 break
             try:
                 return call(self.broker(address))
+            except AuthenticationError:
+                # Every broker takes the same credentials: do not try each one.
+                raise
             except (NetworkError, ProtocolError) as exc:
                 failures.append(exc.message)
                 last = exc
+                all_tls = all_tls and isinstance(exc, TlsError)
                 self._note(exc)
         if isinstance(last, ProtocolError):
             raise last
-        raise ConnectError(
+        # Every broker failed the TLS handshake: say so by the error's class too.
+        error = TlsError if failures and all_tls else ConnectError
+        raise error(
             "cannot connect to any broker: " + "; ".join(failures or ["no broker to try"]),
             brokers=[str(a) for a in candidates],
         )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "Stream", "TcpTransport", "Transport", "monotonic"]
+__all__ = ["Clock", "SocketStream", "Stream", "TcpTransport", "Transport", "monotonic"]
 
 #: A monotonic clock in seconds.
 Clock = Callable[[], float]
@@ -38,10 +38,17 @@ class Transport(Protocol):
     """Opens streams to brokers."""
 
     def connect(self, host: str, port: int, timeout: float) -> Stream:
-        """Connect within ``timeout`` seconds or raise ``OSError``."""
+        """Connect within ``timeout`` seconds or raise ``OSError``.
+
+        A transport that sets up TLS raises :class:`~kafka_sink.errors.TlsError`
+        (or :class:`~kafka_sink.errors.TlsAuthenticationError`) when the
+        handshake fails.
+        """
 
 
-class _SocketStream:
+class SocketStream:
+    """A :class:`Stream` over a connected socket (plain or TLS)."""
+
     __slots__ = ("_sock",)
 
     def __init__(self, sock: socket.socket) -> None:
@@ -69,9 +76,10 @@ class TcpTransport:
         self._family = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[ip_version]
 
     def connect(self, host: str, port: int, timeout: float) -> Stream:
-        return _SocketStream(self._open(host, port, timeout))
+        return SocketStream(self.open_socket(host, port, timeout))
 
-    def _open(self, host: str, port: int, timeout: float) -> socket.socket:
+    def open_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        """A connected TCP socket (each resolved address tried in turn) or ``OSError``."""
         deadline = time.monotonic() + timeout
         last: OSError | None = None
         infos = socket.getaddrinfo(host, port, self._family, socket.SOCK_STREAM)

@@ -173,6 +173,10 @@ class RecordAccumulator:
         self._max_record = config.max_request_size - BATCH_HEADER_SIZE - _RECORD_WIRE_OVERHEAD
         self._buffer_limit = config.buffer_memory
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._admit_limit = config.buffer_memory
+        self._queued = 0
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._batches: dict[TopicPartition, deque[ProducerBatch]] = {}
@@ -204,68 +208,114 @@ class RecordAccumulator:
         the record has to wait behind records still waiting for metadata).
         Never raises for a full buffer or an oversized record: the future fails.
         """
-        payload = (0 if key is None else len(key)) + (0 if value is None else len(value))
         if headers:
             payload = record_size(key, value, headers)
+        else:
+            payload = (0 if key is None else len(key)) + (0 if value is None else len(value))
         if payload > self._max_record:
-            error = RecordTooLargeError(
-                f"the record's {payload} bytes exceed max_request_size "
-                f"({self._config.max_request_size} bytes)",
-                topic=topic,
-                size=payload,
-            )
-            with self._lock:
-                self._metrics.dropped["too_large"] += 1
-                self._doomed.append((future, error))
-            self._wakeup()
+            self._refuse_too_large(topic, payload, future)
             return
         size = payload + RECORD_OVERHEAD
-        wake = False
-        with self._lock:
-            if self._closing:
-                admitted = False
-            elif self._used + size <= self._buffer_limit:
-                self._used += size  # the common case of _reserve, inline
-                admitted = True
-            else:
-                admitted = self._reserve(size, topic)
-            if self._closing and not admitted:
-                self._metrics.dropped["closed"] += 1
-                self._doomed.append((future, _closed_error(topic)))
-                wake = True
-            elif not admitted:
-                self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
-                self._doomed.append((future, _buffer_full_error(topic, self._config)))
-                wake = True
-            else:
-                self._incomplete += 1
-                self._metrics.queued += 1
-                pending = self._pending.get(topic)
-                if partition is None or pending:
-                    # Records wait in produce order: while earlier records of the
-                    # topic wait for metadata, later ones queue behind them.
-                    if pending is None:
-                        pending = self._pending[topic] = deque()
-                    if not pending:
-                        wake = True
-                    pending.append(
-                        PendingRecord(
-                            timestamp,
-                            key,
-                            value,
-                            headers,
-                            future,
-                            size,
-                            self._clock(),
-                            partition if explicit else None,
-                        )
-                    )
-                else:
-                    wake = self._place(
-                        topic, partition, timestamp, key, value, headers, future, size
-                    )
+        # The fast path, taken by nearly every record: room in the buffer, a
+        # known partition, nobody waiting for metadata ahead of it, and an open
+        # batch with room. ``_admit_limit`` is -1 once closing began, so a
+        # closing accumulator always takes the slow path below. The lock is
+        # taken through pre-bound methods: ``with lock`` looks up two special
+        # methods on every use.
+        self._acquire()
+        try:
+            used = self._used + size
+            if used <= self._admit_limit and partition is not None and topic not in self._pending:
+                queue = self._batches.get((topic, partition))
+                if queue:
+                    batch = queue[-1]
+                    if not batch.sealed and batch.builder.append(timestamp, key, value, headers):
+                        self._used = used
+                        self._incomplete += 1
+                        self._queued += 1
+                        futures = batch.futures
+                        future._index = len(futures)
+                        futures.append(future)
+                        batch.reserved += size
+                        return
+            wake = self._append_slow(
+                topic, partition, timestamp, key, value, headers, future, size, explicit
+            )
+        finally:
+            self._release()
         if wake:
             self._wakeup()
+
+    def _refuse_too_large(self, topic: str, payload: int, future: DeliveryFuture) -> None:
+        error = RecordTooLargeError(
+            f"the record's {payload} bytes exceed max_request_size "
+            f"({self._config.max_request_size} bytes)",
+            topic=topic,
+            size=payload,
+        )
+        with self._lock:
+            self._metrics.dropped["too_large"] += 1
+            self._doomed.append((future, error))
+        self._wakeup()
+
+    def _append_slow(
+        self,
+        topic: str,
+        partition: int | None,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        future: DeliveryFuture,
+        size: int,
+        explicit: bool,
+    ) -> bool:
+        """``append`` under the lock, when the fast path does not apply; True: wake the sender."""
+        # drop_oldest may evict records: their futures fail on the sender
+        # thread, which must then be woken rather than wait for its next turn.
+        evicted = False
+        if self._closing:
+            admitted = False
+        elif self._used + size <= self._buffer_limit:
+            self._used += size
+            admitted = True
+        else:
+            doomed = len(self._doomed)
+            admitted = self._reserve(size, topic)
+            evicted = len(self._doomed) > doomed
+        if self._closing and not admitted:
+            self._metrics.dropped["closed"] += 1
+            self._doomed.append((future, _closed_error(topic)))
+            return True
+        if not admitted:
+            self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
+            self._doomed.append((future, _buffer_full_error(topic, self._config)))
+            return True
+        self._incomplete += 1
+        self._queued += 1
+        pending = self._pending.get(topic)
+        if partition is None or pending:
+            # Records wait in produce order: while earlier records of the topic
+            # wait for metadata, later ones queue behind them.
+            if pending is None:
+                pending = self._pending[topic] = deque()
+            wake = evicted or not pending
+            pending.append(
+                PendingRecord(
+                    timestamp,
+                    key,
+                    value,
+                    headers,
+                    future,
+                    size,
+                    self._clock(),
+                    partition if explicit else None,
+                )
+            )
+            return wake
+        return (
+            self._place(topic, partition, timestamp, key, value, headers, future, size) or evicted
+        )
 
     def _reserve(self, size: int, topic: str) -> bool:
         """Reserve ``size`` bytes under the lock, applying the buffer-full policy."""
@@ -383,8 +433,13 @@ class RecordAccumulator:
         return doomed
 
     def pending_topics(self) -> list[str]:
+        """Topics with records waiting for metadata."""
         with self._lock:
-            return [topic for topic, queue in self._pending.items() if queue]
+            # Drop emptied queues (expired or evicted records): a topic present
+            # here sends every new record of it down append's slow path.
+            for topic in [topic for topic, queue in self._pending.items() if not queue]:
+                del self._pending[topic]
+            return list(self._pending)
 
     def assign_pending(
         self,
@@ -598,8 +653,14 @@ class RecordAccumulator:
         """Refuse new records and make every batch ready."""
         with self._lock:
             self._closing = True
+            self._admit_limit = -1
             self._space.notify_all()
         self._wakeup()
+
+    @property
+    def queued(self) -> int:
+        """Records accepted by :meth:`append` so far."""
+        return self._queued
 
     @property
     def incomplete(self) -> int:
@@ -616,6 +677,10 @@ class RecordAccumulator:
     def reset(self) -> None:
         """Forget everything (in a forked child: the parent delivers its own records)."""
         self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._admit_limit = self._config.buffer_memory
+        self._queued = 0
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._batches = {}

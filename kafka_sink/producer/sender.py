@@ -118,6 +118,7 @@ class Network(Protocol):
     def least_loaded_node(self) -> int | None: ...
     def in_flight(self, node_id: int | None = None) -> int: ...
     def connection_states(self) -> dict[int, str]: ...
+    def authentication_error(self) -> KafkaSinkError | None: ...
     def silence(self) -> None: ...
     def close(self) -> None: ...
 
@@ -169,6 +170,9 @@ class Sender:
         """One turn of the loop: see the module docstring."""
         now = self._clock()
         self._resolve_doomed()
+        refused = self._net.authentication_error()
+        if refused is not None:
+            self._fail_unauthenticated(refused)
         self._maybe_request_metadata(now)
         self._assign_pending()
         wait = 3600.0
@@ -551,16 +555,26 @@ class Sender:
             )
             self._fail_futures(futures, topic, error, "timeout")
 
-    def abort(self, error: DeliveryError) -> None:
-        """Fail everything still buffered (close ran out of time)."""
+    def abort(self, error: DeliveryError, reason: str = "closed") -> None:
+        """Fail everything still buffered (close ran out of time, or authentication failed)."""
         for item in self._acc.abort_all():
             if isinstance(item, ProducerBatch):
                 outcome = BatchOutcome(item.topic, item.partition, -1, error=error)
-                self._metrics.failed["closed"] += item.record_count
+                self._metrics.failed[reason] += item.record_count
                 self._metrics.callback_errors += item.resolve(outcome)
             else:
-                self._fail_futures([item.future], "", error, "closed")
+                self._fail_futures([item.future], "", error, reason)
         self._resolve_doomed()
+
+    def _fail_unauthenticated(self, refused: KafkaSinkError) -> None:
+        """A broker refused the credentials or the TLS handshake: the same settings
+        cannot deliver what is buffered, so it fails now, with that error as its
+        cause, instead of at the delivery timeout (the network keeps backing off)."""
+        if self._acc.has_work():
+            error = DeliveryError(
+                f"not delivered: {refused.message}", cause=refused, reason="authentication"
+            )
+            self.abort(error, "authentication")
 
     def _retry_backoff(self, attempt: int) -> float:
         base = self._config.retry_backoff_ms / 1000.0 * 2.0 ** max(0, attempt - 1)

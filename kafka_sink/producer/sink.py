@@ -20,6 +20,7 @@ import contextlib
 import os
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,7 +36,11 @@ from kafka_sink.producer.partitioner import DefaultPartitioner
 from kafka_sink.producer.sender import Network, Partitioner, Sender
 from kafka_sink.protocol.records import Header
 
-__all__ = ["Sink"]
+__all__ = ["SENDER_THREAD_NAME", "Sink"]
+
+#: The name of every sink's sender thread (integrations use it to keep that
+#: thread's own log records out of a handler).
+SENDER_THREAD_NAME = "kafka-sink-sender"
 
 HeaderInput = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
@@ -80,6 +85,12 @@ class Sink:
         self._network_factory = network_factory or _default_network
         self._partitioner = partitioner or _default_partitioner()
         self._on_new_batch = getattr(self._partitioner, "on_new_batch", None)
+        # Bound once: calling an object runs its __call__ through a slow
+        # special-method lookup, and produce() calls it for nearly every record.
+        chosen: Any = self._partitioner
+        self._partition: Partitioner = (
+            chosen if isinstance(chosen, types.FunctionType | types.MethodType) else chosen.__call__
+        )
         self._lifecycle = threading.Lock()
         self._closed = False
         self._setup()
@@ -90,6 +101,7 @@ class Sink:
         self._accumulator = RecordAccumulator(
             self.config, clock=self._clock, wakeup=self._wakeup, metrics=self._metrics
         )
+        self._append = self._accumulator.append
         self._network: Network | None = None
         self._sender: Sender | None = None
         self._thread: threading.Thread | None = None
@@ -155,23 +167,22 @@ class Sink:
         if sender is None:  # first use, or first use in a forked child (see the fork hook)
             sender = self._start()
         future = DeliveryFuture(timestamp, on_delivery)
-        explicit = partition is not None
-        if partition is None:
-            count = sender.partition_counts.get(topic)
-            if count:
-                partition = self._partitioner(topic, key_b, value_b, count)
-                if (
-                    key_b is None
-                    and self._on_new_batch is not None
-                    and not self._accumulator.has_room(topic, partition)
-                ):
-                    # Sticky partitioning (KIP-480): a keyless record that would
-                    # start a new batch moves on to another partition first.
-                    self._on_new_batch(topic, partition, count)
-                    partition = self._partitioner(topic, key_b, value_b, count)
-        self._accumulator.append(
-            topic, partition, timestamp, key_b, value_b, header_list, future, explicit
-        )
+        if partition is not None:
+            self._append(topic, partition, timestamp, key_b, value_b, header_list, future, True)
+            return future
+        count = sender.partition_counts.get(topic)
+        if count:
+            partition = self._partition(topic, key_b, value_b, count)
+            if (
+                key_b is None
+                and self._on_new_batch is not None
+                and not self._accumulator.has_room(topic, partition)
+            ):
+                # Sticky partitioning (KIP-480): a keyless record that would
+                # start a new batch moves on to another partition first.
+                self._on_new_batch(topic, partition, count)
+                partition = self._partition(topic, key_b, value_b, count)
+        self._append(topic, partition, timestamp, key_b, value_b, header_list, future, False)
         return future
 
     def _check_topic(self, topic: object) -> None:
@@ -198,7 +209,7 @@ class Sink:
             )
             self._network = network
             thread = threading.Thread(
-                target=self._run, args=(sender, network), name="kafka-sink-sender", daemon=True
+                target=self._run, args=(sender, network), name=SENDER_THREAD_NAME, daemon=True
             )
             self._thread = thread
             self._sender = sender
@@ -278,6 +289,7 @@ class Sink:
                     break
                 except RuntimeError:
                     continue
+        self._metrics.queued = self._accumulator.queued
         return self._metrics.snapshot(
             buffer_bytes_used=self._accumulator.buffer_used,
             buffer_bytes_limit=self.config.buffer_memory,
@@ -300,6 +312,7 @@ def _default_network(config: SinkConfig) -> Network:
         request_timeout=config.request_timeout_ms / 1000.0,
         max_in_flight=config.max_in_flight,
         ip_version=config.ip_version,
+        security=config.security,
     )
 
 

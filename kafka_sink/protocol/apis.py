@@ -11,9 +11,17 @@ import enum
 from kafka_sink.errors import UnsupportedVersionError
 from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sink.protocol.create_topics import CreateTopicsRequest, CreateTopicsResponse
+from kafka_sink.protocol.fetch import FetchRequest, FetchResponse
 from kafka_sink.protocol.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+from kafka_sink.protocol.list_offsets import ListOffsetsRequest, ListOffsetsResponse
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka_sink.protocol.produce import ProduceRequest, ProduceResponse
+from kafka_sink.protocol.sasl import (
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    SaslHandshakeRequest,
+    SaslHandshakeResponse,
+)
 from kafka_sink.protocol.schema import Message
 
 __all__ = ["ApiKey", "choose_version", "request_class", "response_class", "supported_versions"]
@@ -23,18 +31,26 @@ class ApiKey(enum.IntEnum):
     """Kafka API keys used by the library."""
 
     PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
     METADATA = 3
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     INIT_PRODUCER_ID = 22
+    SASL_AUTHENTICATE = 36
 
 
 _PAIRS: dict[int, tuple[type[Message], type[Message]]] = {
     ApiKey.PRODUCE: (ProduceRequest, ProduceResponse),
+    ApiKey.FETCH: (FetchRequest, FetchResponse),
+    ApiKey.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse),
     ApiKey.METADATA: (MetadataRequest, MetadataResponse),
     ApiKey.API_VERSIONS: (ApiVersionsRequest, ApiVersionsResponse),
     ApiKey.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse),
     ApiKey.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse),
+    ApiKey.SASL_HANDSHAKE: (SaslHandshakeRequest, SaslHandshakeResponse),
+    ApiKey.SASL_AUTHENTICATE: (SaslAuthenticateRequest, SaslAuthenticateResponse),
 }
 
 

