@@ -434,10 +434,16 @@ class SinkConfig:
       acknowledged record survives a broker failure.
     - ``compression_type="lz4"``: log lines compress about 2.7x for about
       0.2 us of CPU per 150-byte record (gzip costs ten times more).
-    - ``linger_ms=10`` and ``batch_size=131072``: records of a busy
-      application fill large batches, so each request carries many records
-      and the sender thread spends little CPU per record; an idle one waits
-      at most 10 ms to ship a lone record.
+    - ``linger_ms=10``: a record waits up to 10 ms for others to share its
+      request, and at the rates of a busy service that, not ``batch_size``,
+      is what groups records: at a steady 5,000 records/s each request
+      carries about 20 records (2 with ``linger_ms=0``), the Sink spends
+      about 3.5x less CPU per record than with ``linger_ms=0``, and 99% of
+      records are delivered within 13 ms on a local broker. An idle
+      application waits at most 10 ms to ship a lone record.
+    - ``batch_size=131072``: batches fill only in bursts (at 5,000 records/s
+      they hold about ten records); then 128 KiB batches carry about 1.4x
+      the records per second of 16 KiB ones, and larger ones add nothing.
     - ``buffer_memory=32 MiB`` with ``on_buffer_full="drop_oldest"``: when
       Kafka is unreachable for long, memory stays bounded and the newest
       records (the ones that describe the present) are kept; every dropped
