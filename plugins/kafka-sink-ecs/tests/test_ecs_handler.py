@@ -19,6 +19,9 @@ from confluent_kafka import Consumer, TopicPartition
 from kafka_sink import KafkaHandler, KafkaProcessor
 from kafka_sink.testing import MockCluster
 
+# These start librdkafka's mock cluster (a broker on loopback).
+pytestmark = [pytest.mark.integration, pytest.mark.mock]
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[MockCluster]:

@@ -19,6 +19,9 @@ from kafka_sink import KafkaHandler, KafkaProcessor
 from kafka_sink.testing import MockCluster
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData
 
+# These start librdkafka's mock cluster (a broker on loopback).
+pytestmark = [pytest.mark.integration, pytest.mark.mock]
+
 # The "oracle" fixture (conftest.py): parses with protobuf, fails unless OTLP/JSON.
 Oracle = Callable[[bytes], LogsData]
 

@@ -80,6 +80,8 @@ def read(cluster: MockCluster, topic: str, expected: int) -> list[tuple[bytes, b
         consumer.close()
 
 
+@pytest.mark.integration
+@pytest.mark.mock  # starts librdkafka's mock cluster (a broker on loopback)
 def test_exported_records_parse_as_prometheus_text(cluster: MockCluster) -> None:
     topic = f"prometheus-{uuid.uuid4().hex[:12]}"
     cluster.create_topic(topic, 1)
