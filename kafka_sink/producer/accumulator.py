@@ -175,7 +175,6 @@ class RecordAccumulator:
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
-        self._admit_limit = config.buffer_memory
         self._queued = 0
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -218,14 +217,18 @@ class RecordAccumulator:
         size = payload + RECORD_OVERHEAD
         # The fast path, taken by nearly every record: room in the buffer, a
         # known partition, nobody waiting for metadata ahead of it, and an open
-        # batch with room. ``_admit_limit`` is -1 once closing began, so a
-        # closing accumulator always takes the slow path below. The lock is
+        # batch with room; a closing accumulator takes the slow path. The lock is
         # taken through pre-bound methods: ``with lock`` looks up two special
         # methods on every use.
         self._acquire()
         try:
             used = self._used + size
-            if used <= self._admit_limit and partition is not None and topic not in self._pending:
+            if (
+                used <= self._buffer_limit
+                and not self._closing
+                and partition is not None
+                and topic not in self._pending
+            ):
                 queue = self._batches.get((topic, partition))
                 if queue:
                     batch = queue[-1]
@@ -653,7 +656,6 @@ class RecordAccumulator:
         """Refuse new records and make every batch ready."""
         with self._lock:
             self._closing = True
-            self._admit_limit = -1
             self._space.notify_all()
         self._wakeup()
 
@@ -679,7 +681,6 @@ class RecordAccumulator:
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
-        self._admit_limit = self._config.buffer_memory
         self._queued = 0
         self._space = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)

@@ -1,7 +1,8 @@
 """The Sink's own metrics: counters kept by the pipeline, read as a snapshot.
 
-Counters touched by callers' threads (queued, dropped) are only changed under
-the accumulator's lock; the others belong to the sender thread. A snapshot is
+Counters touched by callers' threads (dropped) are only changed under the
+accumulator's lock; the others belong to the sender thread. The count of
+records queued is the accumulator's own, passed in with the live values. A snapshot is
 a plain dict, cheap to take and safe to serialise: it holds counts, sizes and
 states, never record contents or credentials.
 """
@@ -30,14 +31,12 @@ class SinkMetrics:
         "idempotence",
         "latencies",
         "metadata_refreshes",
-        "queued",
         "records_sent",
         "requests",
         "retries",
     )
 
     def __init__(self) -> None:
-        self.queued = 0
         self.records_sent = 0
         self.failed: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
@@ -52,12 +51,12 @@ class SinkMetrics:
         self.idempotence = "pending"
         self.latencies: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
 
-    def snapshot(self, **live: Any) -> dict[str, Any]:
+    def snapshot(self, records_queued: int, **live: Any) -> dict[str, Any]:
         """A plain-dict view; ``live`` adds values read at call time (buffer, connections)."""
         latencies = sorted(self.latencies)
         batches = self.batches_sent or 1
         return {
-            "records_queued": self.queued,
+            "records_queued": records_queued,
             "records_sent": self.records_sent,
             "records_failed": dict(self.failed),
             "records_dropped": dict(self.dropped),

@@ -289,8 +289,8 @@ class Sink:
                     break
                 except RuntimeError:
                     continue
-        self._metrics.queued = self._accumulator.queued
         return self._metrics.snapshot(
+            records_queued=self._accumulator.queued,
             buffer_bytes_used=self._accumulator.buffer_used,
             buffer_bytes_limit=self.config.buffer_memory,
             records_incomplete=self._accumulator.incomplete,
