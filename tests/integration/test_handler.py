@@ -32,8 +32,14 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 @pytest.fixture
 def app_logger() -> Iterator[logging.Logger]:
-    """A fresh logger at DEBUG that does not propagate; its handlers are closed after."""
-    logger = logging.getLogger(f"it.app.{uuid.uuid4().hex[:8]}")
+    """A fresh logger at DEBUG that does not propagate; its handlers are closed after.
+
+    It stays out of the logging manager's registry, so that it has exactly the
+    handlers a test gives it: pytest (9.2 on) attaches its capture handler to
+    every registered non-propagating logger, and that handler re-raises the
+    logging errors some tests commit on purpose.
+    """
+    logger = logging.Logger(f"it.app.{uuid.uuid4().hex[:8]}")
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     yield logger
