@@ -15,9 +15,16 @@ The synchronous producer core speaks the Kafka protocol itself::
     producer.send("mytopic", 0, "Single message")
     producer.send("mytopic", 0, ["The first message", "The second message"])
     connection.close()
+
+``import kafka_sink`` is cheap: each public name is imported the first time
+it is used, so a process pays only for what it uses.
 """
 
-from kafka_sink.config import SecurityConfig, SinkConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from kafka_sink.constants import (
     BLOCK_UNTIL_IS_COMMITTED,
     COMPRESSION_GZIP,
@@ -36,6 +43,7 @@ from kafka_sink.errors import (
     AuthenticationError,
     BrokerResponseError,
     BufferFullError,
+    ConfigError,
     ConnectError,
     CorrelationIdMismatchError,
     DeliveryError,
@@ -57,14 +65,76 @@ from kafka_sink.errors import (
     TlsError,
     UnsupportedVersionError,
 )
-from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
-from kafka_sink.integrations.handler import KafkaHandler
-from kafka_sink.integrations.processor import KafkaProcessor
-from kafka_sink.metrics import MetricsExporter, MetricsRegistry
-from kafka_sink.net.cluster import ClusterMetadata, Connection
-from kafka_sink.producer.futures import DeliveryFuture, RecordMetadata
-from kafka_sink.producer.sink import Sink
-from kafka_sink.producer.sync import Producer, ProduceResult
+
+if TYPE_CHECKING:
+    from kafka_sink._accel import IMPLEMENTATION
+    from kafka_sink.config import SecurityConfig, SinkConfig
+    from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
+    from kafka_sink.integrations.handler import KafkaHandler
+    from kafka_sink.integrations.processor import KafkaProcessor
+    from kafka_sink.metrics import MetricsExporter, MetricsRegistry
+    from kafka_sink.net.cluster import ClusterMetadata, Connection
+    from kafka_sink.producer.futures import (
+        DeliveryFuture,
+        DeliveryReport,
+        RecordMetadata,
+        UndeliveredRecord,
+    )
+    from kafka_sink.producer.sink import Sink
+    from kafka_sink.producer.sync import Producer, ProduceResult
+
+# The public names imported on first use, and their modules. The constants
+# and errors above cost little and are imported at once (``except
+# kafka_sink.KafkaSinkError`` needs nothing more); the rest waits until it is
+# used, so that ``import kafka_sink`` stays cheap for every process that
+# imports it: one that only logs loads the handler's modules when dictConfig
+# (or the code) looks KafkaHandler up, and the reader, the admin APIs, the
+# command line and the metrics exporter only when they are used.
+_LAZY: dict[str, str] = {
+    "IMPLEMENTATION": "kafka_sink._accel",
+    "SecurityConfig": "kafka_sink.config",
+    "SinkConfig": "kafka_sink.config",
+    "DeadLetter": "kafka_sink.hooks",
+    "hookimpl": "kafka_sink.hooks",
+    "plugin_manager": "kafka_sink.hooks",
+    "KafkaHandler": "kafka_sink.integrations.handler",
+    "KafkaProcessor": "kafka_sink.integrations.processor",
+    "MetricsExporter": "kafka_sink.metrics",
+    "MetricsRegistry": "kafka_sink.metrics",
+    "ClusterMetadata": "kafka_sink.net.cluster",
+    "Connection": "kafka_sink.net.cluster",
+    "DeliveryFuture": "kafka_sink.producer.futures",
+    "DeliveryReport": "kafka_sink.producer.futures",
+    "RecordMetadata": "kafka_sink.producer.futures",
+    "UndeliveredRecord": "kafka_sink.producer.futures",
+    "Sink": "kafka_sink.producer.sink",
+    "Producer": "kafka_sink.producer.sync",
+    "ProduceResult": "kafka_sink.producer.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name, or a submodule (``kafka_sink.metrics``), on first use."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups do not come here again
+        return value
+    if not name.startswith("__"):
+        # ``import kafka_sink`` used to import most submodules, and code that
+        # reaches them as attributes (kafka_sink.hooks.plugin_manager) still works.
+        qualified = f"{__name__}.{name}"
+        try:
+            return importlib.import_module(qualified)
+        except ModuleNotFoundError as error:
+            if error.name != qualified:
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 
@@ -75,6 +145,7 @@ __all__ = [
     "COMPRESSION_NONE",
     "COMPRESSION_SNAPPY",
     "COMPRESSION_ZSTD",
+    "IMPLEMENTATION",
     "KAFKA_SERVER_PORT",
     "NOT_SEND_ANY_RESPONSE",
     "REQUEST_TIMEOUT",
@@ -85,12 +156,14 @@ __all__ = [
     "BrokerResponseError",
     "BufferFullError",
     "ClusterMetadata",
+    "ConfigError",
     "ConnectError",
     "Connection",
     "CorrelationIdMismatchError",
     "DeadLetter",
     "DeliveryError",
     "DeliveryFuture",
+    "DeliveryReport",
     "DeliveryTimeoutError",
     "ErrorCode",
     "InvalidArgumentError",
@@ -117,6 +190,7 @@ __all__ = [
     "SinkConfig",
     "TlsAuthenticationError",
     "TlsError",
+    "UndeliveredRecord",
     "UnsupportedVersionError",
     "__version__",
     "hookimpl",

@@ -30,7 +30,13 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from kafka_sink import __version__
-from kafka_sink.config import SECURITY_PROTOCOLS, BrokerAddress, check_topic, parse_broker_list
+from kafka_sink.config import (
+    SECURITY_PROTOCOLS,
+    BrokerAddress,
+    SinkConfig,
+    check_topic,
+    parse_broker_list,
+)
 from kafka_sink.errors import (
     BrokerResponseError,
     DeliveryError,
@@ -747,19 +753,23 @@ def _run_send(args: argparse.Namespace) -> int:
                 f"topic {topic!r} has no partition {args.partition} (partitions: {partitions})",
             )
         timeout_ms = timeout * 1000.0
-        sink = Sink(
-            servers,
-            client_id="kafka-sink-cli",
-            acks=args.acks,
-            compression_type=codec.name.lower(),
-            linger_ms=args.linger_ms,
+        options: dict[str, object] = {
+            "client_id": "kafka-sink-cli",
+            "acks": args.acks,
+            "compression_type": codec.name.lower(),
+            "linger_ms": args.linger_ms,
             # A command line must not drop its input: wait for buffer space instead.
-            on_buffer_full="block",
-            max_block_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-            delivery_timeout_ms=timeout_ms,
+            "on_buffer_full": "block",
+            "max_block_ms": timeout_ms,
+            "request_timeout_ms": timeout_ms,
+            "delivery_timeout_ms": timeout_ms,
             **security,
-        )
+        }
+        # Its flags and the variables it documents configure the command, not
+        # the library's KAFKA_SINK_* options: the Connection above reads no
+        # environment, and both must reach the cluster the same way.
+        config = SinkConfig.from_mapping(options, bootstrap_servers=servers, environ={})
+        sink = Sink(config=config)
         return _send_lines(args, sink, _lines(streams))
     finally:
         for stream in streams:

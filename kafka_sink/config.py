@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from kafka_sink.constants import (
@@ -20,6 +20,8 @@ from kafka_sink.constants import (
     SEND_MAX_ATTEMPTS,
 )
 from kafka_sink.errors import InvalidArgumentError
+from kafka_sink.options import OptionSchema, environment_variable, resolve_options
+from kafka_sink.protocol.sasl import DEFAULT_MAX_SCRAM_ITERATIONS, check_scram_max_iterations
 
 __all__ = [
     "SASL_MECHANISMS",
@@ -209,6 +211,11 @@ class SecurityConfig:
     ``sasl_plain_password``; the two names serve every mechanism, as in
     kafka-python. SCRAM never sends the password and checks that the broker
     knows it too; PLAIN sends it, so use PLAIN with ``"SASL_SSL"``.
+    ``sasl_scram_max_iterations`` (default 16384, Kafka's own maximum; at
+    least 4096) is the largest SCRAM iteration count a broker may ask for: the
+    client derives its key with that many rounds, so a broker asking for more
+    is refused with :class:`~kafka_sink.errors.AuthenticationError` rather
+    than keeping the client busy.
 
     Passwords are left out of ``repr()`` and never appear in an error
     message or a log record. Example::
@@ -234,6 +241,7 @@ class SecurityConfig:
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: str | None = field(default=None, repr=False)
+    sasl_scram_max_iterations: int = DEFAULT_MAX_SCRAM_ITERATIONS
 
     def __post_init__(self) -> None:
         protocol = self.security_protocol
@@ -314,7 +322,14 @@ class SecurityConfig:
                 "sasl_plain_username", f"must be a non-empty string, got {username!r}"
             )
         _check_secret(self.sasl_plain_password, "sasl_plain_password")
+        check_scram_max_iterations(self.sasl_scram_max_iterations)
         if not self.uses_sasl:
+            if self.sasl_scram_max_iterations != DEFAULT_MAX_SCRAM_ITERATIONS:
+                raise InvalidArgumentError(
+                    "sasl_scram_max_iterations",
+                    f"is a SASL option but security_protocol is {self.security_protocol!r} "
+                    "(use 'SASL_SSL' or 'SASL_PLAINTEXT')",
+                )
             for name in _SASL_OPTIONS:
                 if getattr(self, name) is not None:
                     raise InvalidArgumentError(
@@ -532,25 +547,83 @@ class SinkConfig:
         _check_security(self.security)
 
     @classmethod
-    def build(cls, bootstrap_servers: str | Sequence[str], **options: object) -> SinkConfig:
-        """Build from keyword options; an unknown option is named in the error.
+    def build(
+        cls, bootstrap_servers: str | Sequence[str] | None = None, **options: object
+    ) -> SinkConfig:
+        """Build from keyword options, as :meth:`from_mapping` does."""
+        return cls.from_mapping(options, bootstrap_servers=bootstrap_servers)
 
-        The options of :class:`SecurityConfig` (``security_protocol``,
-        ``ssl_cafile``, ``sasl_mechanism``...) are accepted here too, by name,
-        as an alternative to a ``security`` value.
+    @classmethod
+    def from_mapping(
+        cls,
+        options: Mapping[str, object],
+        *,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        defaults: Mapping[str, object] | None = None,
+        environ: Mapping[str, str] | None = None,
+        owner: str = "Sink",
+        owner_options: Iterable[str] = (),
+    ) -> SinkConfig:
+        """Build from options under any of their names, the environment and defaults.
+
+        Each option comes from ``options`` (``bootstrap_servers`` may also be
+        given apart) when it is there, else from its ``KAFKA_SINK_*``
+        variable in ``environ`` (default: :data:`os.environ`), else from
+        ``defaults``, else from this class. Names may be ours or those of
+        the Java client, librdkafka and kafka-python (``linger.ms``,
+        ``sasl.mechanisms``...), and any value may be ``{"env": "NAME"}``;
+        :mod:`kafka_sink.options` lists the names and says how text is
+        parsed. The options of :class:`SecurityConfig` are accepted by name,
+        as an alternative to a ``security`` value (which then replaces them
+        all, the environment's included). Example::
+
+            SinkConfig.from_mapping({
+                "bootstrap.servers": "kafka1:9093",
+                "linger.ms": 5,
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": "app",
+                "sasl.password": {"env": "KAFKA_PASSWORD"},
+            })
+
+        An unknown name raises :class:`~kafka_sink.InvalidArgumentError`
+        naming it and the nearest known name; a bad value names the option
+        as it was given, or the variable it was read from
+        (:class:`~kafka_sink.ConfigError`), never showing a password.
         """
-        known = {f for f in cls.__dataclass_fields__ if f != "bootstrap_servers"}
-        security = {name: options.pop(name) for name in SECURITY_OPTIONS if name in options}
-        for name in options:
-            if name not in known:
-                raise InvalidArgumentError(name, "is not an option of Sink")
-        if security:
-            if "security" in options:
+        if bootstrap_servers is not None:
+            if "bootstrap_servers" in options:
                 raise InvalidArgumentError(
-                    next(iter(security)), "pass either security or its options, not both"
+                    "bootstrap_servers", "is given twice (as an argument and as an option)"
                 )
-            options["security"] = SecurityConfig.from_options(security, "Sink")
-        return cls(parse_broker_list(bootstrap_servers, "bootstrap_servers"), **options)  # type: ignore[arg-type]
+            options = {"bootstrap_servers": bootstrap_servers, **options}
+        resolved = resolve_options(
+            options,
+            _SINK_OPTIONS,
+            defaults=defaults or {},
+            environ=environ,
+            owner=owner,
+            owner_options=owner_options,
+            replaces={"security": SECURITY_OPTIONS},
+        )
+        values = dict(resolved.values)
+        with resolved.naming_sources():
+            servers = values.pop("bootstrap_servers", None)
+            if servers is None:
+                variable = environment_variable("bootstrap_servers")
+                raise InvalidArgumentError("bootstrap_servers", f"is required (or set ${variable})")
+            security = {name: values.pop(name) for name in SECURITY_OPTIONS if name in values}
+            if security:
+                if "security" in values:
+                    raise InvalidArgumentError(
+                        next(iter(security)), "pass either security or its options, not both"
+                    )
+                values["security"] = SecurityConfig.from_options(security, owner)
+            return cls(parse_broker_list(servers, "bootstrap_servers"), **values)  # type: ignore[arg-type]
+
+
+#: The options SinkConfig.from_mapping takes, with how each is read from text.
+_SINK_OPTIONS = OptionSchema.of(SinkConfig, SecurityConfig)
 
 
 def _check_security(value: object) -> None:

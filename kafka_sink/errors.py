@@ -28,6 +28,7 @@ __all__ = [
     "AuthenticationError",
     "BrokerResponseError",
     "BufferFullError",
+    "ConfigError",
     "ConnectError",
     "CorrelationIdMismatchError",
     "DeliveryError",
@@ -119,6 +120,24 @@ class InvalidArgumentError(KafkaSinkError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.code, self.context))
+
+
+class ConfigError(InvalidArgumentError):
+    """An option read from the environment is missing or invalid.
+
+    ``variable`` names the environment variable and ``argument`` the option
+    it was read for (a ``KAFKA_SINK_*`` variable, or one that a
+    ``{"env": "NAME"}`` value names). The message never holds the value of
+    a secret (a password), only the variable's name.
+    """
+
+    def __init__(self, argument: str, variable: str, problem: str) -> None:
+        KafkaSinkError.__init__(
+            self,
+            f"environment variable {variable!r} (option {argument!r}) {problem}",
+            argument=argument,
+            variable=variable,
+        )
 
 
 class ProtocolError(KafkaSinkError):

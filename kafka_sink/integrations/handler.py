@@ -20,12 +20,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from kafka_sink.hooks.specs import DeadLetterFunction
-from kafka_sink.integrations.shaping import NO_OPTIONS, RecordShaper, ShapingConfig
+from kafka_sink.integrations.shaping import (
+    NO_OPTIONS,
+    RecordShaper,
+    ShapingConfig,
+    parameter_names,
+    sink_options_of,
+)
 from kafka_sink.producer.sink import Sink
 
 __all__ = ["KafkaHandler"]
@@ -53,15 +60,35 @@ class KafkaHandler(logging.Handler):
     Arguments:
 
     ``topic``
-        Where records go (a topic-router plugin may send some elsewhere).
+        Where records go unless ``topic_map``, ``topic_field`` or a
+        topic-router plugin sends them elsewhere.
     ``bootstrap_servers`` / ``sink``
         Either the brokers of a :class:`~kafka_sink.Sink` the handler builds,
-        owns and closes, with ``sink_options`` (any option of
+        owns and closes, or a shared ``sink`` that its owner configures and
+        closes. A Sink built here takes its options (any option of
         :class:`~kafka_sink.SinkConfig`: ``acks``, ``linger_ms``,
         ``compression_type``, ``buffer_memory``, ``on_buffer_full``,
-        ``close_timeout_ms``, security options...; an unknown one raises
-        :class:`~kafka_sink.InvalidArgumentError` naming it), or a shared
-        ``sink`` that its owner configures and closes.
+        ``close_timeout_ms``, security options...) from the keyword
+        arguments and the ``sink_options`` mapping, under our names or the
+        Java client's and librdkafka's (``"linger.ms"``, which dictConfig
+        accepts only inside ``sink_options``); then from the ``KAFKA_SINK_*``
+        environment variables (``KAFKA_SINK_BOOTSTRAP_SERVERS`` too); then
+        from the defaults. A value may be ``{"env": "NAME"}``, read from
+        that variable. See :mod:`kafka_sink.options`; an unknown option
+        raises :class:`~kafka_sink.InvalidArgumentError` naming it and the
+        nearest known name.
+    ``topic_map``, ``topic_field``
+        Topic by level or logger name, ``{"ERROR": "app-errors",
+        "myapp.audit": "audit"}`` (a level is a threshold; a logger name
+        covers its descendants; the longest logger name wins over a level),
+        and the ``extra`` attribute that names a record's topic, which wins
+        over everything else. See :mod:`kafka_sink.integrations.routing`.
+    ``sample``, ``rate_limit``
+        Per level (that level only) or logger name: the fraction of records
+        shipped, ``{"DEBUG": 0.1}``, and the most records shipped per second,
+        ``{"INFO": 1000}``. The records left out are counted in
+        :meth:`metrics`, never serialised. ``clock`` (for tests) is the
+        monotonic clock of the rate limits.
     ``serializer``, ``serializer_options``
         ``"json"`` (default) or ``"text"``, or a plugin's serializer; see
         :mod:`kafka_sink.hooks.builtin.serializers` for the options. A
@@ -113,13 +140,26 @@ class KafkaHandler(logging.Handler):
         plugins: Iterable[object] = (),
         block_plugins: Iterable[str] = (),
         entry_points: bool = True,
-        **sink_options: Any,
+        topic_map: Mapping[str | int, str] | None = None,
+        topic_field: str | None = None,
+        sample: Mapping[str | int, float] | None = None,
+        rate_limit: Mapping[str | int, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sink_options: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         config = ShapingConfig.from_arguments(locals())
         # Built before logging knows of the handler: one that fails here is
         # never flushed or closed by logging.shutdown().
         self._shaper = RecordShaper(
-            "log", config, bootstrap_servers=bootstrap_servers, sink=sink, sink_options=sink_options
+            "log",
+            config,
+            bootstrap_servers=bootstrap_servers,
+            sink=sink,
+            sink_options=sink_options_of(options, sink_options),
+            clock=clock,
+            owner=type(self).__name__,
+            owner_options=parameter_names(KafkaHandler.__init__),
         )
         try:
             super().__init__(level)
@@ -197,6 +237,7 @@ class KafkaHandler(logging.Handler):
 
         {"records_delivered": 9998, "records_failed": {"serialize": 1, "too_large": 1},
          "records_failed_total": 2, "records_ignored": {"library": 12},
+         "records_sampled_out": {"DEBUG": 901}, "records_rate_limited": {"INFO": 40},
          "dead_letter_errors": 0, "sink": {...}}
         """
         return self._shaper.metrics()

@@ -21,13 +21,20 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from kafka_sink.errors import InvalidArgumentError
 from kafka_sink.hooks.specs import DeadLetterFunction
-from kafka_sink.integrations.shaping import NO_OPTIONS, RecordShaper, ShapingConfig
+from kafka_sink.integrations.shaping import (
+    NO_OPTIONS,
+    RecordShaper,
+    ShapingConfig,
+    parameter_names,
+    sink_options_of,
+)
 from kafka_sink.producer.sink import Sink
 
 __all__ = ["KafkaProcessor"]
@@ -53,9 +60,12 @@ class KafkaProcessor:
 
     The arguments are those of :class:`~kafka_sink.KafkaHandler` (``topic``,
     ``bootstrap_servers`` or ``sink``, serializer, key, headers,
-    partitioner, dead letters, plugins and Sink options), read against an
-    event dict: ``key`` and ``header_fields`` name items of the dict. Two
-    more:
+    partitioner, dead letters, plugins, Sink options from the arguments,
+    ``sink_options`` and the ``KAFKA_SINK_*`` environment, ``topic_map``,
+    ``topic_field``, ``sample`` and ``rate_limit``), read against an event
+    dict: ``key``, ``header_fields`` and ``topic_field`` name items of the
+    dict, and an event's logger and level are its ``"logger"`` and
+    ``"level"`` items. Two more:
 
     ``contextvars``
         Ship the variables bound with :func:`structlog.contextvars.bind_contextvars`
@@ -98,7 +108,13 @@ class KafkaProcessor:
         plugins: Iterable[object] = (),
         block_plugins: Iterable[str] = (),
         entry_points: bool = True,
-        **sink_options: Any,
+        topic_map: Mapping[str | int, str] | None = None,
+        topic_field: str | None = None,
+        sample: Mapping[str | int, float] | None = None,
+        rate_limit: Mapping[str | int, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sink_options: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         for name, flag in (("contextvars", contextvars), ("drop", drop)):
             if not isinstance(flag, bool):
@@ -115,7 +131,10 @@ class KafkaProcessor:
             config,
             bootstrap_servers=bootstrap_servers,
             sink=sink,
-            sink_options=sink_options,
+            sink_options=sink_options_of(options, sink_options),
+            clock=clock,
+            owner=type(self).__name__,
+            owner_options=parameter_names(KafkaProcessor.__init__),
         )
 
     def __repr__(self) -> str:

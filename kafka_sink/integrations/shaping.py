@@ -11,14 +11,20 @@ path (:meth:`RecordShaper.ship`) calls only those, then
 :meth:`kafka_sink.Sink.produce`, which never does I/O and never waits beyond
 ``max_block_ms``.
 
+Routing and volume (``topic_map``, ``sample``, ``rate_limit``) are resolved
+once too, into a :class:`~kafka_sink.integrations.routing.RecordRouter`
+whose per-record answer is a cached dict lookup.
+
 Accounting: every record handed to :meth:`~RecordShaper.ship` ends up in
 exactly one of ``records_delivered``, ``records_failed`` (by reason: the
 ``reason`` of the :class:`~kafka_sink.DeliveryError`, or ``"serialize"``,
-``"invalid"``, ``"closed"`` for records refused before they were queued) or
+``"invalid"``, ``"closed"`` for records refused before they were queued),
 ``records_ignored`` (records that must not be shipped: from the library's
 own loggers, from the sink's sender thread, or logged while this thread was
-already shipping a record); or it is still pending in the sink. Dead-letter
-functions are told of each failed record, with its reason.
+already shipping a record), ``records_sampled_out`` or
+``records_rate_limited`` (left out on purpose, by the entry of ``sample`` or
+``rate_limit`` that applied); or it is still pending in the sink.
+Dead-letter functions are told of each failed record, with its reason.
 
 Threads: :meth:`~RecordShaper.ship` runs on the application's threads, many
 at once, and takes no lock on its way to the sink. Delivery outcomes arrive
@@ -30,7 +36,9 @@ thread.
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +47,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kafka_sink.config import SinkConfig, check_topic
-from kafka_sink.errors import DeliveryError, InvalidArgumentError, SinkClosedError
+from kafka_sink.errors import ConfigError, DeliveryError, InvalidArgumentError, SinkClosedError
 from kafka_sink.hooks import plugin_manager
 from kafka_sink.hooks.specs import (
     DeadLetter,
@@ -50,7 +58,9 @@ from kafka_sink.hooks.specs import (
     RecordPartitioner,
     TopicFunction,
 )
-from kafka_sink.producer.futures import RecordMetadata
+from kafka_sink.integrations.routing import RecordRouter
+from kafka_sink.options import environment_variable
+from kafka_sink.producer.futures import UndeliveredRecord
 from kafka_sink.producer.partitioner import (
     DefaultPartitioner,
     Murmur2Partitioner,
@@ -73,6 +83,8 @@ __all__ = [
     "ShapingConfig",
     "frozen_options",
     "owned_or_shared_sink",
+    "parameter_names",
+    "sink_options_of",
 ]
 
 #: Sink options a handler or processor uses unless told otherwise. Logging
@@ -101,7 +113,9 @@ class ShapingConfig:
 
     The arguments are those of :class:`~kafka_sink.KafkaHandler` and
     :class:`~kafka_sink.KafkaProcessor` of the same names. Mappings are
-    frozen (None counts as empty) and lists become tuples.
+    frozen (None counts as empty) and lists become tuples; the entries of
+    ``topic_map``, ``sample`` and ``rate_limit`` are checked by
+    :class:`~kafka_sink.integrations.routing.RecordRouter`.
     """
 
     topic: str
@@ -118,10 +132,14 @@ class ShapingConfig:
     plugins: Iterable[object] = ()
     block_plugins: Iterable[str] = ()
     entry_points: bool = True
+    topic_map: Mapping[Any, str] = field(default_factory=lambda: NO_OPTIONS)
+    topic_field: str | None = None
+    sample: Mapping[Any, float] = field(default_factory=lambda: NO_OPTIONS)
+    rate_limit: Mapping[Any, float] = field(default_factory=lambda: NO_OPTIONS)
 
     def __post_init__(self) -> None:
         check_topic(self.topic)
-        for name in ("serializer", "key", "key_function", "partitioner"):
+        for name in ("serializer", "key", "key_function", "partitioner", "topic_field"):
             value = getattr(self, name)
             if (value is not None or name == "serializer") and (
                 not isinstance(value, str) or not value
@@ -131,6 +149,8 @@ class ShapingConfig:
             raise InvalidArgumentError("key", "give either key (an attribute) or key_function")
         for name in ("serializer_options", "key_options", "partitioner_options"):
             object.__setattr__(self, name, frozen_options(getattr(self, name), name))
+        for name in ("topic_map", "sample", "rate_limit"):
+            object.__setattr__(self, name, _frozen_entries(getattr(self, name), name))
         object.__setattr__(self, "header_fields", _names(self.header_fields, "header_fields"))
         object.__setattr__(self, "block_plugins", _names(self.block_plugins, "block_plugins"))
         if isinstance(self.plugins, (str, bytes)) or not isinstance(self.plugins, Iterable):
@@ -173,6 +193,42 @@ def frozen_options(value: object, argument: str) -> Mapping[str, Any]:
     return MappingProxyType({key: value[key] for key in value})
 
 
+def _frozen_entries(value: object, argument: str) -> Mapping[Any, Any]:
+    # Keys may be level numbers as well as names: checked by RecordRouter.
+    if value is None:
+        return NO_OPTIONS
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(argument, f"must be a mapping, got {value!r}")
+    return MappingProxyType({key: value[key] for key in value})
+
+
+def sink_options_of(keywords: Mapping[str, Any], mapping: object) -> dict[str, Any]:
+    """The Sink options of an integration: its extra keywords and its ``sink_options`` mapping.
+
+    The mapping is where names that are not Python identifiers go (a
+    dictConfig entry cannot have a ``linger.ms`` key); a name in both is an
+    error.
+    """
+    options = dict(keywords)
+    if mapping is None:
+        return options
+    if not isinstance(mapping, Mapping):
+        raise InvalidArgumentError("sink_options", f"must be a mapping, got {mapping!r}")
+    for name in mapping:
+        if name in options:
+            raise InvalidArgumentError(
+                name, "is given both as a keyword argument and in sink_options"
+            )
+        options[name] = mapping[name]
+    return options
+
+
+def parameter_names(function: Callable[..., Any]) -> tuple[str, ...]:
+    """The names of a function's parameters after ``self`` (offered as suggestions)."""
+    code = function.__code__
+    return code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+
+
 def _names(value: object, argument: str) -> tuple[str, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise InvalidArgumentError(argument, f"must be a list of names, got {value!r}")
@@ -195,8 +251,10 @@ class RecordShaper:
     ``kind`` is ``"log"`` (records are :class:`logging.LogRecord`) or
     ``"event"`` (structlog event dicts). Either ``sink`` (shared: never closed
     here, and ``sink_options`` must be empty) or ``bootstrap_servers`` (a sink
-    built from :data:`LOGGING_SINK_DEFAULTS` and ``sink_options``, owned and
-    closed here).
+    built from ``sink_options``, the ``KAFKA_SINK_*`` environment and
+    :data:`LOGGING_SINK_DEFAULTS`, owned and closed here). ``clock`` drives
+    the rate limits; ``owner`` and ``owner_options`` word the error for an
+    unknown option.
     """
 
     def __init__(
@@ -207,9 +265,20 @@ class RecordShaper:
         bootstrap_servers: str | Sequence[str] | None = None,
         sink: Sink | None = None,
         sink_options: Mapping[str, Any] = NO_OPTIONS,
+        clock: Callable[[], float] = time.monotonic,
+        owner: str = "KafkaHandler",
+        owner_options: Iterable[str] = (),
     ) -> None:
         self.kind = kind
         self.config = config
+        self._router = RecordRouter.build(
+            kind,
+            topic_map=config.topic_map,
+            sample=config.sample,
+            rate_limit=config.rate_limit,
+            clock=clock,
+        )
+        self._topic_field = config.topic_field
         self._manager = manager = plugin_manager(
             config.plugins, block=config.block_plugins, entry_points=config.entry_points
         )
@@ -226,12 +295,16 @@ class RecordShaper:
         if config.dead_letter is not None:
             dead_letters.append(config.dead_letter)
         self._ledger = DeliveryLedger(dead_letters)
-        self.sink, self.owns_sink = self._resolve_sink(bootstrap_servers, sink, sink_options)
-        self._produce = self.sink.produce
+        self.sink, self.owns_sink = self._resolve_sink(
+            bootstrap_servers, sink, sink_options, owner, owner_options
+        )
+        self._enqueue = self.sink.enqueue
         self._topic = config.topic
         self._guard = _Guard()
         self._lock = threading.Lock()
         self._ignored: Counter[str] = Counter()
+        self._sampled_out: Counter[str] = Counter()
+        self._rate_limited: Counter[str] = Counter()
         self._closed = False
         self._stalled = False
         _live_shapers.add(self)
@@ -320,6 +393,8 @@ class RecordShaper:
         bootstrap_servers: str | Sequence[str] | None,
         sink: Sink | None,
         sink_options: Mapping[str, Any],
+        owner: str,
+        owner_options: Iterable[str],
     ) -> tuple[Sink, bool]:
         if sink is not None and (
             self.config.partitioner is not None or self.config.partitioner_options
@@ -333,6 +408,8 @@ class RecordShaper:
             sink_options,
             defaults=LOGGING_SINK_DEFAULTS,
             partitioner=self._resolve_partitioner,
+            owner=owner,
+            owner_options=owner_options,
         )
 
     # -- the per-record path ---------------------------------------------------------
@@ -359,6 +436,20 @@ class RecordShaper:
 
     def _ship(self, record: Any, timestamp: int | None) -> None:
         topic = self._topic
+        router = self._router
+        if router is not None:
+            decision = router.decide(record)
+            if decision.keep < 1.0 and random.random() >= decision.keep:
+                with self._lock:
+                    self._sampled_out[decision.sample_rule] += 1
+                return
+            bucket = decision.bucket
+            if bucket is not None and not bucket.take():
+                with self._lock:
+                    self._rate_limited[decision.limit_rule] += 1
+                return
+            if decision.topic is not None:
+                topic = decision.topic
         key = value = None
         headers: Sequence[tuple[str, bytes | None]] = ()
         try:
@@ -369,6 +460,14 @@ class RecordShaper:
                 headers = self._headers(record)
             if self._route is not None:
                 topic = self._route(record) or topic
+            if self._topic_field is not None:
+                chosen = (
+                    getattr(record, self._topic_field, None)
+                    if self.kind == "log"
+                    else record.get(self._topic_field)
+                )
+                if isinstance(chosen, str) and chosen:
+                    topic = chosen
         except Exception as error:
             self._ledger.fail("serialize", error, record, topic, key, value, headers)
             raise
@@ -377,15 +476,8 @@ class RecordShaper:
             self._ledger.fail("closed", closed, record, topic, key, value, headers)
             return
         try:
-            self._produce(
-                topic,
-                value,
-                key,
-                None,
-                timestamp,
-                headers,
-                self._ledger.callback(topic, key, value, headers),
-            )
+            # No future and no callback per record: the ledger is told per batch.
+            self._enqueue(topic, value, key, None, timestamp, headers, self._ledger)
         except SinkClosedError as error:
             self._ledger.fail("closed", error, record, topic, key, value, headers)
         except Exception as error:  # e.g. a topic router that returned a bad name
@@ -433,11 +525,15 @@ class RecordShaper:
         delivered, failed, dead_letter_errors = self._ledger.counts()
         with self._lock:
             ignored = dict(self._ignored)
+            sampled_out = dict(self._sampled_out)
+            rate_limited = dict(self._rate_limited)
         return {
             "records_delivered": delivered,
             "records_failed": failed,
             "records_failed_total": sum(failed.values()),
             "records_ignored": ignored,
+            "records_sampled_out": sampled_out,
+            "records_rate_limited": rate_limited,
             "dead_letter_errors": dead_letter_errors,
             "sink": self.sink.metrics(),
         }
@@ -448,6 +544,8 @@ class RecordShaper:
         self._lock = threading.Lock()
         self._ledger = DeliveryLedger(self._ledger.dead_letters)
         self._ignored = Counter()
+        self._sampled_out = Counter()
+        self._rate_limited = Counter()
         self._stalled = False
 
 
@@ -458,14 +556,21 @@ def owned_or_shared_sink(
     *,
     defaults: Mapping[str, Any],
     partitioner: Callable[[], Partitioner],
+    owner: str = "KafkaHandler",
+    owner_options: Iterable[str] = (),
 ) -> tuple[Sink, bool]:
     """The sink of a handler, processor or exporter, and whether it owns it.
 
     Either ``sink`` (shared: returned as is; then ``bootstrap_servers`` and
-    ``sink_options`` must be absent) or a new Sink for ``bootstrap_servers``
-    built from ``defaults`` overridden by ``sink_options``, with the
+    ``sink_options`` must be absent, and the environment is not read) or a
+    new Sink for ``bootstrap_servers``, each option taken from
+    ``sink_options``, else its ``KAFKA_SINK_*`` environment variable, else
+    ``defaults`` (:meth:`~kafka_sink.SinkConfig.from_mapping`), with the
     partitioner ``partitioner()`` returns (called only then). Mistakes raise
-    :class:`~kafka_sink.InvalidArgumentError` naming the argument.
+    :class:`~kafka_sink.InvalidArgumentError` naming the argument as it was
+    given (:class:`~kafka_sink.ConfigError` for an environment variable);
+    an unknown one is an unknown option of ``owner``, whose ``owner_options``
+    are suggested too.
     """
     if sink is not None:
         if not isinstance(sink, Sink):
@@ -479,13 +584,24 @@ def owned_or_shared_sink(
                 name, "is an option of the Sink: with sink=, configure that Sink instead"
             )
         return sink, False
-    if bootstrap_servers is None:
-        raise InvalidArgumentError("bootstrap_servers", "is required unless sink= is given")
-    config = SinkConfig.build(bootstrap_servers, **{**defaults, **sink_options})
+    try:
+        config = SinkConfig.from_mapping(
+            sink_options,
+            bootstrap_servers=bootstrap_servers,
+            defaults=defaults,
+            owner=owner,
+            owner_options=owner_options,
+        )
+    except InvalidArgumentError as error:
+        if isinstance(error, ConfigError) or error.context.get("argument") != "bootstrap_servers":
+            raise
+        if "is required" not in error.message:
+            raise
+        variable = environment_variable("bootstrap_servers")
+        raise InvalidArgumentError(
+            "bootstrap_servers", f"is required unless sink= is given (or ${variable} is set)"
+        ) from None
     return Sink(config=config, partitioner=partitioner()), True
-
-
-DeliveryCallback = Callable[[RecordMetadata | None, DeliveryError | None], None]
 
 
 class DeliveryLedger:
@@ -499,33 +615,28 @@ class DeliveryLedger:
     :class:`~kafka_sink.DeadLetter`.
     """
 
-    __slots__ = ("_lock", "dead_letter_errors", "dead_letters", "delivered", "failed")
+    __slots__ = ("_failures", "_lock", "dead_letter_errors", "dead_letters", "delivered_count")
 
     def __init__(self, dead_letters: Iterable[DeadLetterFunction] = ()) -> None:
         self.dead_letters: tuple[DeadLetterFunction, ...] = tuple(dead_letters)
         self._lock = threading.Lock()
-        self.delivered = 0
-        self.failed: Counter[str] = Counter()
+        self.delivered_count = 0
+        self._failures: Counter[str] = Counter()
         self.dead_letter_errors = 0
 
-    def callback(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]],
-    ) -> DeliveryCallback:
-        """The ``on_delivery`` callback of one record (keeping it only for dead letters)."""
-        if self.dead_letters:
-            return _Outcome(self, topic, key, value, headers)
-        return self.outcome
+    # The ledger is the DeliveryReport of every record its owner enqueues:
+    # told per batch, so that nothing is kept per record while it is in flight.
 
-    def outcome(self, metadata: RecordMetadata | None, error: DeliveryError | None) -> None:
-        """A delivery callback that counts, for records nobody needs back."""
-        if error is None:
-            self.delivered += 1
-        else:
-            self.fail(error.reason, error)
+    def delivered(self, count: int) -> None:
+        """``count`` records were written (sender thread)."""
+        self.delivered_count += count
+
+    def failed(self, error: DeliveryError, records: Sequence[UndeliveredRecord]) -> None:
+        """These records will not be delivered (sender thread)."""
+        for record in records:
+            self.fail(
+                error.reason, error, None, record.topic, record.key, record.value, record.headers
+            )
 
     def fail(
         self,
@@ -539,7 +650,7 @@ class DeliveryLedger:
     ) -> None:
         """Count a record that will not be delivered, and tell the dead-letter functions."""
         with self._lock:
-            self.failed[reason] += 1
+            self._failures[reason] += 1
         if not self.dead_letters:
             return
         letter = DeadLetter(topic, key, value, tuple(headers), reason, error, record)
@@ -553,35 +664,7 @@ class DeliveryLedger:
     def counts(self) -> tuple[int, dict[str, int], int]:
         """``(delivered, failed by reason, dead-letter errors)``."""
         with self._lock:
-            return self.delivered, dict(self.failed), self.dead_letter_errors
-
-
-class _Outcome:
-    """The delivery callback of one record, when dead-letter functions want its contents."""
-
-    __slots__ = ("_headers", "_key", "_ledger", "_topic", "_value")
-
-    def __init__(
-        self,
-        ledger: DeliveryLedger,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes | None]],
-    ) -> None:
-        self._ledger = ledger
-        self._topic = topic
-        self._key = key
-        self._value = value
-        self._headers = headers
-
-    def __call__(self, metadata: RecordMetadata | None, error: DeliveryError | None) -> None:
-        if error is None:
-            self._ledger.delivered += 1
-        else:
-            self._ledger.fail(
-                error.reason, error, None, self._topic, self._key, self._value, self._headers
-            )
+            return self.delivered_count, dict(self._failures), self.dead_letter_errors
 
 
 class ChainPartitioner:

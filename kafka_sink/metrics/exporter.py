@@ -73,6 +73,8 @@ from kafka_sink.integrations.shaping import (
     DeliveryLedger,
     frozen_options,
     owned_or_shared_sink,
+    parameter_names,
+    sink_options_of,
 )
 from kafka_sink.metrics.encodings import ENCODING_HEADER
 from kafka_sink.metrics.registry import MetricsRegistry
@@ -221,9 +223,13 @@ class MetricsExporter:
         Where the records go.
     ``bootstrap_servers`` / ``sink``
         Either the brokers of a :class:`~kafka_sink.Sink` the exporter builds,
-        owns and closes, with ``sink_options`` (any option of
-        :class:`~kafka_sink.SinkConfig`; :data:`METRICS_SINK_DEFAULTS` apply
-        unless given), or a shared ``sink`` that its owner configures and closes.
+        owns and closes, or a shared ``sink`` that its owner configures and
+        closes. A Sink built here takes each option (any option of
+        :class:`~kafka_sink.SinkConfig`) from the keyword arguments or the
+        ``sink_options`` mapping (our names or the Java client's and
+        librdkafka's: ``"linger.ms"``), else from its ``KAFKA_SINK_*``
+        environment variable, else from :data:`METRICS_SINK_DEFAULTS`, as
+        :class:`~kafka_sink.KafkaHandler` does.
     ``interval``
         Seconds between exports, on the exporter's own daemon thread; None
         for no timer (export with :meth:`export` or :meth:`flush`).
@@ -285,7 +291,8 @@ class MetricsExporter:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         wait: Callable[[float], bool] | None = None,
-        **sink_options: Any,
+        sink_options: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         if registry is not None and not isinstance(registry, MetricsRegistry):
             raise InvalidArgumentError(
@@ -311,7 +318,7 @@ class MetricsExporter:
         self._wall_clock = wall_clock
         manager = plugin_manager(plugins, block=block_plugins, entry_points=entry_points)
         self.sink, self.owns_sink = self._resolve_sink(
-            manager, bootstrap_servers, sink, sink_options
+            manager, bootstrap_servers, sink, sink_options_of(options, sink_options)
         )
         try:
             self._collectors = self._resolve_collectors(manager)
@@ -379,6 +386,8 @@ class MetricsExporter:
             sink_options,
             defaults=METRICS_SINK_DEFAULTS,
             partitioner=lambda: _resolve_partitioner(manager),
+            owner=type(self).__name__,
+            owner_options=parameter_names(MetricsExporter.__init__),
         )
 
     def _resolve_collectors(self, manager: pluggy.PluginManager) -> tuple[MetricsCollector, ...]:
@@ -549,13 +558,8 @@ class MetricsExporter:
     def _produce(self, key: bytes, value: bytes, timestamp: int) -> int:
         topic, headers = self.config.topic, self._headers
         try:
-            self.sink.produce(
-                topic,
-                value,
-                key=key,
-                timestamp=timestamp,
-                headers=headers,
-                on_delivery=self._ledger.callback(topic, key, value, headers),
+            self.sink.enqueue(
+                topic, value, key=key, timestamp=timestamp, headers=headers, report=self._ledger
             )
         except SinkClosedError as error:
             self._ledger.fail("closed", error, None, topic, key, value, headers)

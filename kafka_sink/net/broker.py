@@ -39,6 +39,10 @@ from kafka_sink.protocol.schema import Message
 __all__ = ["ApiVersionsNegotiation", "BrokerConnection", "describe_os_error", "sasl_authenticator"]
 
 _RECV_CHUNK = 256 * 1024
+# The most one recv() asks for. A frame's size comes from the broker, and
+# socket.recv(n) allocates n bytes before any arrives: a 4-byte size claiming
+# 100 MiB must not cost 100 MiB up front.
+_RECV_MAX = 4 * 1024 * 1024
 _UNSUPPORTED_VERSION = 35
 _NEGOTIATION_ATTEMPTS = 3
 
@@ -82,7 +86,9 @@ class ApiVersionsNegotiation:
                     broker=self._broker,
                 )
             offered = response.ranges().get(ApiKey.API_VERSIONS)
-            self.version = min(version - 1, offered[1]) if offered else 0
+            # Lower than the version just refused, never below v0, whatever
+            # (negative, say) the broker offers.
+            self.version = max(0, min(version - 1, offered[1])) if offered else 0
             return None
         if response.error_code != 0:
             raise ProtocolError(
@@ -98,7 +104,12 @@ def sasl_authenticator(
     """A fresh SASL exchange for one connection (a new SCRAM nonce each time)."""
     mechanism = security.sasl_mechanism or "PLAIN"
     username = security.sasl_plain_username or ""
-    mechanism_client = create_mechanism(mechanism, username, security.sasl_plain_password or "")
+    mechanism_client = create_mechanism(
+        mechanism,
+        username,
+        security.sasl_plain_password or "",
+        scram_max_iterations=security.sasl_scram_max_iterations,
+    )
     return SaslAuthenticator(mechanism_client, broker, api_versions, user=username)
 
 
@@ -248,7 +259,8 @@ class BrokerConnection:
                 remaining = self._remaining(deadline)
                 if remaining <= 0:
                     raise TimeoutError
-                data = stream.recv(max(_RECV_CHUNK, protocol.bytes_needed()), remaining)
+                wanted = min(max(_RECV_CHUNK, protocol.bytes_needed()), _RECV_MAX)
+                data = stream.recv(wanted, remaining)
                 if not data:
                     raise self._failure(
                         ReceiveError, f"connection closed by {self.address}{self._hint()}"

@@ -694,6 +694,11 @@ class NetworkClient:
         self._next_deadline = min(self._next_deadline, node.deadline)
         if not node.addresses:
             address = node.address
+            if not 0 < address.port < 65536:
+                # Ports come from the brokers' metadata; getaddrinfo would take
+                # 70000 for 4464 and connect to the wrong port.
+                self._setup_failed(node, now, f"port {address.port} is not a TCP port (1-65535)")
+                return
             try:
                 infos = socket.getaddrinfo(
                     address.host, address.port, self._family, socket.SOCK_STREAM

@@ -9,6 +9,7 @@ from an injectable monotonic clock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import time
 from collections.abc import Callable
@@ -80,6 +81,10 @@ class TcpTransport:
 
     def open_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         """A connected TCP socket (each resolved address tried in turn) or ``OSError``."""
+        if not 0 < port < 65536:
+            # Ports come from the brokers' metadata; getaddrinfo would take
+            # 70000 for 4464 and connect to the wrong port.
+            raise OSError(errno.EINVAL, f"port {port} is not a TCP port (1-65535)")
         deadline = time.monotonic() + timeout
         last: OSError | None = None
         infos = socket.getaddrinfo(host, port, self._family, socket.SOCK_STREAM)

@@ -29,18 +29,33 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from kafka_sink._accel import speedups as _speedups
 from kafka_sink.config import SinkConfig
 from kafka_sink.errors import BufferFullError, DeliveryError, RecordTooLargeError, SinkClosedError
 from kafka_sink.net.transport import Clock
-from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture
+from kafka_sink.producer.futures import (
+    BatchOutcome,
+    DeliveryFuture,
+    DeliveryReport,
+    ReportedRecord,
+    UndeliveredRecord,
+)
 from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.protocol.codecs import Compression
-from kafka_sink.protocol.records import BATCH_HEADER_SIZE, BatchBuilder, Header
+from kafka_sink.protocol.records import BATCH_HEADER_SIZE, BatchBuilder, Header, decode_batches
 
 __all__ = ["PendingRecord", "ProducerBatch", "RecordAccumulator"]
 
 TopicPartition = tuple[str, int]
+
+# The compiled fields of the accumulator, or none (the pure path).
+# (mypy checks the pure shape; the C fields have the same names and types.)
+if TYPE_CHECKING or _speedups is None:  # noqa: SIM108 - a conditional base class
+    _AccumulatorBase = object
+else:
+    _AccumulatorBase = _speedups.AccumulatorCore
 
 #: Bytes a buffered record costs beyond its key, value and headers: its future,
 #: its encoded bytes object and list slots. Counting it keeps the process's
@@ -60,7 +75,15 @@ def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header
 
 
 class ProducerBatch:
-    """A batch of one partition, with the futures of its records."""
+    """A batch of one partition, with the futures and reports of its records.
+
+    A record produced with a future has its future in ``futures`` (its
+    ``_index`` is its place in the batch); records enqueued without one are
+    counted in ``reports``, as runs ``[report, first index, count]`` of
+    consecutive records with the same :class:`DeliveryReport`: a batch of a
+    thousand log records from one handler holds one run, not a thousand
+    objects.
+    """
 
     __slots__ = (
         "attempts",
@@ -70,6 +93,7 @@ class ProducerBatch:
         "partition",
         "producer_epoch",
         "producer_id",
+        "reports",
         "reserved",
         "retry_at",
         "sealed",
@@ -85,6 +109,7 @@ class ProducerBatch:
         self.partition = partition
         self.builder = BatchBuilder(compression, max_bytes)
         self.futures: list[DeliveryFuture] = []
+        self.reports: list[list[Any]] = []
         self.created = now
         self.attempts = 0
         self.reserved = 0
@@ -103,7 +128,28 @@ class ProducerBatch:
 
     @property
     def record_count(self) -> int:
-        return len(self.futures)
+        return self.builder.record_count
+
+    def add(self, future: DeliveryFuture | None, report: DeliveryReport | None) -> None:
+        """Attach the record just appended to the builder to its future or report."""
+        index = self.builder.record_count - 1
+        if future is not None:
+            future._index = index
+            self.futures.append(future)
+            return
+        reports = self.reports
+        if reports and reports[-1][0] is report:
+            reports[-1][2] += 1
+        else:
+            reports.append([report, index, 1])
+
+    def undelivered(self) -> list[UndeliveredRecord]:
+        """The batch's records, rebuilt from its bytes (for reports of a failure)."""
+        return [
+            UndeliveredRecord(self.topic, record.key, record.value, record.headers)
+            for batch in decode_batches(self.builder.build(), verify_crc=False)
+            for record in batch.records
+        ]
 
     def encoded(self, producer_id: int, producer_epoch: int, sequence: int) -> bytes:
         """The batch's bytes for these producer fields (compressed once, then reused)."""
@@ -135,6 +181,23 @@ class ProducerBatch:
                 future.resolve(outcome)
             ):
                 errors += 1
+        if self.reports:
+            errors += self._resolve_reports(outcome)
+        return errors
+
+    def _resolve_reports(self, outcome: BatchOutcome) -> int:
+        errors = 0
+        records: list[UndeliveredRecord] | None = None
+        for report, first, count in self.reports:
+            try:
+                if outcome.error is None:
+                    report.delivered(count)
+                else:
+                    if records is None:
+                        records = self.undelivered()
+                    report.failed(outcome.error, records[first : first + count])
+            except Exception:  # a report must not break the sender
+                errors += 1
         return errors
 
 
@@ -152,8 +215,17 @@ class PendingRecord:
     partition: int | None = None
 
 
-class RecordAccumulator:
-    """Batches by partition, bounded memory, readiness and draining."""
+class RecordAccumulator(_AccumulatorBase):
+    """Batches by partition, bounded memory, readiness and draining.
+
+    With the compiled extension, the fields that the fast path shares
+    (``_used``, ``_buffer_limit``, ``_incomplete``, ``_queued``,
+    ``_max_record``, ``_batch_size``, ``_closing``, ``_batches``,
+    ``_pending``, ``_lock``) are C fields of the base class, read and written
+    here as ordinary attributes; ``kafka_sink._speedups.SinkCore`` appends
+    through them without running any Python code (see its theory of
+    operation).
+    """
 
     def __init__(
         self,
@@ -172,6 +244,7 @@ class RecordAccumulator:
         self._delivery_timeout = config.delivery_timeout_ms / 1000.0
         self._max_record = config.max_request_size - BATCH_HEADER_SIZE - _RECORD_WIRE_OVERHEAD
         self._buffer_limit = config.buffer_memory
+        self._batch_size = config.batch_size
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -198,20 +271,25 @@ class RecordAccumulator:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[Header],
-        future: DeliveryFuture,
+        future: DeliveryFuture | None,
         explicit: bool = False,
+        report: DeliveryReport | None = None,
     ) -> None:
         """Buffer one record (``partition`` None: assigned once metadata is known).
 
         ``explicit`` says the caller chose the partition (it is kept even if
         the record has to wait behind records still waiting for metadata).
-        Never raises for a full buffer or an oversized record: the future fails.
+        The outcome goes to ``future``, or when it is None to ``report``, per
+        batch. Never raises for a full buffer or an oversized record: the
+        future (or the report) is told of the failure.
         """
         if headers:
             payload = record_size(key, value, headers)
         else:
             payload = (0 if key is None else len(key)) + (0 if value is None else len(value))
         if payload > self._max_record:
+            if future is None:
+                future = _reported(report, timestamp, topic, key, value, headers)
             self._refuse_too_large(topic, payload, future)
             return
         size = payload + RECORD_OVERHEAD
@@ -236,13 +314,18 @@ class RecordAccumulator:
                         self._used = used
                         self._incomplete += 1
                         self._queued += 1
-                        futures = batch.futures
-                        future._index = len(futures)
-                        futures.append(future)
+                        if future is not None:
+                            futures = batch.futures
+                            future._index = (
+                                batch.builder.record_count - 1 if batch.reports else len(futures)
+                            )
+                            futures.append(future)
+                        else:
+                            batch.add(None, report)
                         batch.reserved += size
                         return
             wake = self._append_slow(
-                topic, partition, timestamp, key, value, headers, future, size, explicit
+                topic, partition, timestamp, key, value, headers, future, size, explicit, report
             )
         finally:
             self._release()
@@ -269,9 +352,10 @@ class RecordAccumulator:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[Header],
-        future: DeliveryFuture,
+        future: DeliveryFuture | None,
         size: int,
         explicit: bool,
+        report: DeliveryReport | None,
     ) -> bool:
         """``append`` under the lock, when the fast path does not apply; True: wake the sender."""
         # drop_oldest may evict records: their futures fail on the sender
@@ -286,23 +370,28 @@ class RecordAccumulator:
             doomed = len(self._doomed)
             admitted = self._reserve(size, topic)
             evicted = len(self._doomed) > doomed
-        if self._closing and not admitted:
-            self._metrics.dropped["closed"] += 1
-            self._doomed.append((future, _closed_error(topic)))
-            return True
+        pending = self._pending.get(topic)
+        if future is None and (not admitted or partition is None or pending):
+            # Leaving the batch's path: this record reports on its own.
+            future = _reported(report, timestamp, topic, key, value, headers)
         if not admitted:
-            self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
-            self._doomed.append((future, _buffer_full_error(topic, self._config)))
+            assert future is not None
+            if self._closing:
+                self._metrics.dropped["closed"] += 1
+                self._doomed.append((future, _closed_error(topic)))
+            else:
+                self._metrics.dropped[f"buffer_full_{self._config.on_buffer_full}"] += 1
+                self._doomed.append((future, _buffer_full_error(topic, self._config)))
             return True
         self._incomplete += 1
         self._queued += 1
-        pending = self._pending.get(topic)
         if partition is None or pending:
             # Records wait in produce order: while earlier records of the topic
             # wait for metadata, later ones queue behind them.
             if pending is None:
                 pending = self._pending[topic] = deque()
             wake = evicted or not pending
+            assert future is not None
             pending.append(
                 PendingRecord(
                     timestamp,
@@ -317,7 +406,8 @@ class RecordAccumulator:
             )
             return wake
         return (
-            self._place(topic, partition, timestamp, key, value, headers, future, size) or evicted
+            self._place(topic, partition, timestamp, key, value, headers, future, size, report)
+            or evicted
         )
 
     def _reserve(self, size: int, topic: str) -> bool:
@@ -375,6 +465,10 @@ class RecordAccumulator:
                 freed += batch.reserved
                 for future in batch.futures:
                     self._doom(future, error)
+                records = batch.undelivered() if batch.reports else []
+                for report, first, count in batch.reports:
+                    for lost in records[first : first + count]:
+                        self._doom(_reported(report, 0, *_fields(lost)), error)
                 break
         self._used -= freed
 
@@ -391,8 +485,9 @@ class RecordAccumulator:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[Header],
-        future: DeliveryFuture,
+        future: DeliveryFuture | None,
         size: int,
+        report: DeliveryReport | None = None,
     ) -> bool:
         """Encode into the partition's open batch; True when the sender should look."""
         tp = (topic, partition)
@@ -412,8 +507,7 @@ class RecordAccumulator:
             batch.builder.append(timestamp, key, value, headers)
             queue.append(batch)
             fresh = True
-        future._index = len(batch.futures)
-        batch.futures.append(future)
+        batch.add(future, report)
         batch.reserved += size
         # Wake the sender for a new batch (a new linger deadline) or a full one.
         return fresh
@@ -692,6 +786,24 @@ class RecordAccumulator:
         self._incomplete = 0
         self._flushing = 0
         self._closing = False
+
+
+def _reported(
+    report: DeliveryReport | None,
+    timestamp: int,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[Header],
+) -> ReportedRecord:
+    assert report is not None, "a record has a future or a report"
+    return ReportedRecord(report, timestamp, topic, key, value, headers)
+
+
+def _fields(
+    record: UndeliveredRecord,
+) -> tuple[str, bytes | None, bytes | None, Sequence[Header]]:
+    return record.topic, record.key, record.value, record.headers
 
 
 def _buffer_full_error(topic: str, config: SinkConfig) -> BufferFullError:

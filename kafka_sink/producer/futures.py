@@ -10,12 +10,21 @@ one outcome object.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from kafka_sink.errors import DeliveryError, DeliveryTimeoutError
 
-__all__ = ["BatchOutcome", "DeliveryCallback", "DeliveryFuture", "RecordMetadata"]
+__all__ = [
+    "BatchOutcome",
+    "DeliveryCallback",
+    "DeliveryFuture",
+    "DeliveryReport",
+    "RecordMetadata",
+    "ReportedRecord",
+    "UndeliveredRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +154,83 @@ class DeliveryFuture:
         except Exception:  # a user's callback must not break the sender
             return False
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class UndeliveredRecord:
+    """A record that :meth:`Sink.enqueue` accepted and that finally failed."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+@runtime_checkable
+class DeliveryReport(Protocol):
+    """Where :meth:`Sink.enqueue` reports outcomes: per batch, not per record.
+
+    Both methods run on the sender thread; an exception they raise is counted
+    in ``callback_errors`` and otherwise ignored. ``failed`` receives the
+    records rebuilt from the batch (so nothing is kept per record while the
+    batch is in flight) together with the error that ended them.
+
+    Example::
+
+        class Counts:
+            def __init__(self) -> None:
+                self.ok = self.lost = 0
+            def delivered(self, count: int) -> None:
+                self.ok += count
+            def failed(self, error: DeliveryError, records: Sequence[UndeliveredRecord]) -> None:
+                self.lost += len(records)
+
+        sink.enqueue("logs", b"hello", report=counts)
+    """
+
+    def delivered(self, count: int) -> None:
+        """``count`` records were written."""
+
+    def failed(self, error: DeliveryError, records: Sequence[UndeliveredRecord]) -> None:
+        """These records will not be delivered, for this reason."""
+
+
+class ReportedRecord(DeliveryFuture):
+    """An enqueued record that left its batch's path (a full buffer, no metadata yet,
+    a batch split): it reports to its :class:`DeliveryReport` alone.
+
+    Only these rare paths make an object per record; records in a batch are
+    reported by the batch.
+    """
+
+    __slots__ = ("_record", "_report")
+
+    def __init__(
+        self,
+        report: DeliveryReport,
+        timestamp: int,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+    ) -> None:
+        # A callback, so that a batch resolves this future (batches skip the
+        # futures that have neither a waiter nor a callback).
+        super().__init__(timestamp, _reported)
+        self._report = report
+        self._record = UndeliveredRecord(topic, key, value, tuple(headers))
+
+    def resolve(self, outcome: BatchOutcome) -> bool:
+        self._outcome = outcome
+        try:
+            if outcome.error is None:
+                self._report.delivered(1)
+            else:
+                self._report.failed(outcome.error, (self._record,))
+        except Exception:  # a report must not break the sender
+            return False
+        return True
+
+
+def _reported(metadata: RecordMetadata | None, error: DeliveryError | None) -> None:
+    """The stand-in callback of a :class:`ReportedRecord` (never called)."""

@@ -43,7 +43,7 @@ from kafka_sink.errors import (
 )
 from kafka_sink.net.transport import Clock
 from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator
-from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture
+from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture, DeliveryReport
 from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.protocol.apis import ApiKey
 from kafka_sink.protocol.codecs import Compression
@@ -472,12 +472,18 @@ class Sender:
         records = [
             r for decoded in decode_batches(batch.encoded(-1, -1, -1)) for r in decoded.records
         ]
+        # Each record's future, or its report (from the batch's runs), by index.
+        futures: dict[int, DeliveryFuture] = {future._index: future for future in batch.futures}
+        reports: dict[int, DeliveryReport] = {
+            index: report
+            for report, first, count in batch.reports
+            for index in range(first, first + count)
+        }
         pieces: list[ProducerBatch] = []
-        for record, future in zip(records, batch.futures, strict=True):
+        for index, record in enumerate(records):
             piece = ProducerBatch(batch.topic, batch.partition, self._compression, 1, batch.created)
             piece.builder.append(record.timestamp, record.key, record.value, record.headers)
-            future._index = 0
-            piece.futures.append(future)
+            piece.add(futures.get(index), reports.get(index))
             pieces.append(piece)
         # The pieces take over the batch's memory (released with the first piece)
         # and its records; the original batch is dropped without being finished.

@@ -25,14 +25,25 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kafka_sink._accel import IMPLEMENTATION
+from kafka_sink._accel import speedups as _speedups
 from kafka_sink.config import SinkConfig, as_bytes, check_topic, header_pairs
-from kafka_sink.errors import InvalidArgumentError, SinkClosedError
+from kafka_sink.errors import DeliveryError, InvalidArgumentError, SinkClosedError
 from kafka_sink.net.client import NetworkClient
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.producer.accumulator import RecordAccumulator
-from kafka_sink.producer.futures import DeliveryCallback, DeliveryFuture
+from kafka_sink.producer.futures import (
+    DeliveryCallback,
+    DeliveryFuture,
+    DeliveryReport,
+    UndeliveredRecord,
+)
 from kafka_sink.producer.metrics import SinkMetrics
-from kafka_sink.producer.partitioner import DefaultPartitioner
+from kafka_sink.producer.partitioner import (
+    DefaultPartitioner,
+    Murmur2Partitioner,
+    StickyPartitioner,
+)
 from kafka_sink.producer.sender import Network, Partitioner, Sender
 from kafka_sink.protocol.records import Header
 
@@ -93,6 +104,7 @@ class Sink:
         )
         self._lifecycle = threading.Lock()
         self._closed = False
+        self._core: Any = None
         self._setup()
         _live_sinks.add(self)
 
@@ -108,6 +120,47 @@ class Sink:
         self._stop = False
         self._pid = os.getpid()
         self._topics_ok: set[str] = set()
+        if self._core is None:
+            self._core = self._compiled_core()
+        else:
+            # The same core object, on the new state: callers (a handler, say)
+            # may hold sink.produce from before a fork.
+            self._core.reset(self._accumulator, self._accumulator.append, self._topics_ok)
+
+    def _compiled_core(self) -> Any:
+        """The compiled produce() and enqueue(), where the extension is built.
+
+        They take the common case (bytes or None, a checked topic, plain
+        header pairs, a running sender) in one C call, and hand anything else
+        to :meth:`_submit`, the reference implementation.
+        """
+        if _speedups is None:
+            return None
+        partitioner = self._partitioner
+        murmur = type(partitioner) in (DefaultPartitioner, Murmur2Partitioner)
+        keyless = partitioner.keyless if murmur else partitioner  # type: ignore[attr-defined]
+        sticky = keyless._current if type(keyless) is StickyPartitioner else None
+        core = _speedups.SinkCore(
+            accumulator=self._accumulator,
+            submit=self._submit,
+            append=self._accumulator.append,
+            future_type=DeliveryFuture,
+            wall_clock=None if self._wall_clock is time.time else self._wall_clock,
+            topics_ok=self._topics_ok,
+            unreported=_UNREPORTED,
+            partition=self._partition,
+            sticky=sticky,
+            on_new_batch=self._on_new_batch,
+            murmur=murmur,
+        )
+        # Instance attributes shadow the methods, so that sink.produce(...) is
+        # one C call; the methods stay the documented reference. A subclass
+        # that overrides one keeps its own.
+        if type(self).produce is Sink.produce:
+            vars(self)["produce"] = core.produce
+        if type(self).enqueue is Sink.enqueue:
+            vars(self)["enqueue"] = core.enqueue
+        return core
 
     def __repr__(self) -> str:
         servers = ",".join(str(b) for b in self.config.bootstrap_servers)
@@ -140,7 +193,49 @@ class Sink:
         thread once the record is delivered or has finally failed. Invalid
         arguments raise :class:`~kafka_sink.InvalidArgumentError`; a full
         buffer or an oversized record fail the future instead.
+
+        A caller that needs no future per record uses :meth:`enqueue`.
         """
+        future = self._submit(topic, value, key, partition, timestamp, headers, on_delivery, None)
+        assert future is not None
+        return future
+
+    def enqueue(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        headers: HeaderInput | None = None,
+        report: DeliveryReport | None = None,
+    ) -> None:
+        """Queue one record without a future: the cheapest way to ship at volume.
+
+        The arguments are those of :meth:`produce`. Outcomes are reported per
+        batch to ``report`` (a :class:`~kafka_sink.DeliveryReport`: how many
+        records were delivered, and which ones failed and why), and counted in
+        :meth:`metrics` in any case; nothing is kept per record while it is in
+        flight. Invalid arguments raise as in :meth:`produce`.
+
+        Example::
+
+            sink.enqueue("logs", b'{"msg": "hello"}', key=b"web-1")
+        """
+        self._submit(topic, value, key, partition, timestamp, headers, None, report or _UNREPORTED)
+
+    def _submit(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None,
+        partition: int | None,
+        timestamp: int | None,
+        headers: HeaderInput | None,
+        on_delivery: DeliveryCallback | None,
+        report: DeliveryReport | None,
+    ) -> DeliveryFuture | None:
+        """produce() (``report`` None: returns the future) and enqueue() (returns None)."""
         if topic not in self._topics_ok:
             self._check_topic(topic)
         # bytes and None are the common case: no call, no copy.
@@ -166,9 +261,11 @@ class Sink:
         sender = self._sender
         if sender is None:  # first use, or first use in a forked child (see the fork hook)
             sender = self._start()
-        future = DeliveryFuture(timestamp, on_delivery)
+        future = DeliveryFuture(timestamp, on_delivery) if report is None else None
         if partition is not None:
-            self._append(topic, partition, timestamp, key_b, value_b, header_list, future, True)
+            self._append(
+                topic, partition, timestamp, key_b, value_b, header_list, future, True, report
+            )
             return future
         count = sender.partition_counts.get(topic)
         if count:
@@ -182,7 +279,9 @@ class Sink:
                 # start a new batch moves on to another partition first.
                 self._on_new_batch(topic, partition, count)
                 partition = self._partition(topic, key_b, value_b, count)
-        self._append(topic, partition, timestamp, key_b, value_b, header_list, future, False)
+        self._append(
+            topic, partition, timestamp, key_b, value_b, header_list, future, False, report
+        )
         return future
 
     def _check_topic(self, topic: object) -> None:
@@ -208,6 +307,8 @@ class Sink:
                 self._clock,
             )
             self._network = network
+            if self._core is not None:
+                self._core.sender = sender
             thread = threading.Thread(
                 target=self._run, args=(sender, network), name=SENDER_THREAD_NAME, daemon=True
             )
@@ -256,6 +357,8 @@ class Sink:
             if self._closed:
                 return
             self._closed = True
+            if self._core is not None:
+                self._core.closed = True
         _live_sinks.discard(self)
         network = self._network
         if network is not None:
@@ -289,7 +392,7 @@ class Sink:
                     break
                 except RuntimeError:
                     continue
-        return self._metrics.snapshot(
+        snapshot = self._metrics.snapshot(
             records_queued=self._accumulator.queued,
             buffer_bytes_used=self._accumulator.buffer_used,
             buffer_bytes_limit=self.config.buffer_memory,
@@ -298,12 +401,29 @@ class Sink:
             connections={str(node): state for node, state in states.items()},
             loop_errors=self._sender.loop_errors if self._sender is not None else 0,
         )
+        snapshot["implementation"] = IMPLEMENTATION
+        return snapshot
 
     def _after_fork_in_child(self) -> None:
         # Locks may have been held by threads that do not exist in the child.
         self._lifecycle = threading.Lock()
         if not self._closed:
             self._setup()
+
+
+class _Unreported:
+    """The report of records enqueued without one: the Sink's metrics count them."""
+
+    __slots__ = ()
+
+    def delivered(self, count: int) -> None:
+        pass
+
+    def failed(self, error: DeliveryError, records: Sequence[UndeliveredRecord]) -> None:
+        pass
+
+
+_UNREPORTED = _Unreported()
 
 
 def _default_network(config: SinkConfig) -> Network:

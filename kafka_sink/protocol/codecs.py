@@ -265,6 +265,11 @@ def _unsnappy(view: memoryview, max_size: int) -> bytes:
     return b"".join(out)
 
 
+# The most output one byte of a snappy block can stand for: its longest copy
+# (64 bytes) takes a 3-byte element.
+_SNAPPY_MAX_EXPANSION = 22
+
+
 def _snappy_block(view: memoryview, budget: int, max_size: int) -> bytes:
     # A raw snappy block starts with its uncompressed length as a base-128
     # varint of at most 32 bits: check it before the library allocates it.
@@ -280,6 +285,13 @@ def _snappy_block(view: memoryview, budget: int, max_size: int) -> bytes:
         raise ProtocolError("snappy block length is longer than 5 bytes")
     if length > budget:
         raise _too_big(Compression.SNAPPY, max_size)
+    if length > _SNAPPY_MAX_EXPANSION * len(view):
+        # The library allocates the claimed length before it looks at the
+        # data: a few bytes claiming megabytes must be refused first.
+        raise ProtocolError(
+            f"snappy block of {len(view)} bytes claims {length} bytes, "
+            "more than snappy can encode in it"
+        )
     try:
         out: bytes = _snappy.uncompress(view)
     except Exception as exc:
@@ -289,13 +301,20 @@ def _snappy_block(view: memoryview, budget: int, max_size: int) -> bytes:
     return out
 
 
+# The most output one byte of an LZ4 frame can stand for: a match length grows
+# by 255 per extra byte.
+_LZ4_MAX_EXPANSION = 256
+
+
 def _unlz4(view: memoryview, max_size: int) -> bytes:
     context = _lz4f.create_decompression_context()
     out: list[bytes] = []
     produced = 0
     pos = 0
     end = len(view)
-    step = min(max(_MIN_STEP, 8 * end), _MAX_STEP)
+    # decompress_chunk allocates max_length up front: no more than the input
+    # can stand for, so that a few bytes never cost the first step's 64 KiB.
+    step = min(max(_MIN_STEP, 8 * end), _MAX_STEP, _LZ4_MAX_EXPANSION * end + 64)
     while True:
         # decompress_chunk allocates max_length up front, never more, and
         # ignores the content size a frame header may claim.

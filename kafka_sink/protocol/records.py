@@ -60,11 +60,14 @@ from __future__ import annotations
 
 import enum
 import struct
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crc32c import crc32c as _crc32c
 
+from kafka_sink._accel import speedups as _speedups
 from kafka_sink.errors import InvalidArgumentError, ProtocolError
 from kafka_sink.protocol.codecs import Compression, compress, decompress, ensure_available
 
@@ -73,6 +76,7 @@ __all__ = [
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
     "BatchBuilder",
     "Header",
+    "PureBatchBuilder",
     "Record",
     "RecordBatch",
     "TimestampType",
@@ -286,8 +290,11 @@ def _encode_record(
 # -- encoding ------------------------------------------------------------------
 
 
-class BatchBuilder:
+class PureBatchBuilder:
     """Accumulates records into one RecordBatch (magic 2), encoding each on append.
+
+    This is the reference implementation; :data:`BatchBuilder` is the compiled
+    twin (``kafka_sink._speedups``) where it is built, and this class otherwise.
 
     ``max_bytes`` bounds the uncompressed size of the batch (header included):
     :meth:`append` refuses a record that would exceed it unless the batch is
@@ -323,21 +330,7 @@ class BatchBuilder:
     def __init__(
         self, compression: Compression = Compression.NONE, max_bytes: int = 1_048_576
     ) -> None:
-        if not isinstance(compression, Compression):
-            if isinstance(compression, str):
-                compression = Compression.from_name(compression)
-            else:
-                try:
-                    compression = Compression(compression)
-                except ValueError:
-                    raise InvalidArgumentError(
-                        "compression", f"unknown codec {compression!r}"
-                    ) from None
-        ensure_available(compression)
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise InvalidArgumentError("max_bytes", f"expected an int > 0, got {max_bytes!r}")
-        self._compression = compression
-        self._max_bytes = max_bytes
+        self._compression, self._max_bytes = _builder_args(compression, max_bytes)
         self._records: list[bytes] = []
         self._size = BATCH_HEADER_SIZE
         self._base_timestamp = 0
@@ -437,8 +430,8 @@ class BatchBuilder:
                 )
             record = _VARINT[len(body)] + body
         except IndexError:
-            record = _encode_record(
-                count, timestamp, timestamp - self._base_timestamp, key, value, headers
+            record = _record_bytes_checked(
+                count, timestamp, self._base_timestamp, key, value, headers
             )
         except TypeError:
             _check_timestamp(timestamp)
@@ -505,6 +498,45 @@ class BatchBuilder:
         return b"".join((prefix, suffix, payload))
 
 
+def _builder_args(
+    compression: Compression | str | int = Compression.NONE, max_bytes: int = 1_048_576
+) -> tuple[Compression, int]:
+    """A builder's codec and size bound, checked (both builders call this)."""
+    if not isinstance(compression, Compression):
+        if isinstance(compression, str):
+            compression = Compression.from_name(compression)
+        else:
+            try:
+                compression = Compression(compression)
+            except ValueError:
+                raise InvalidArgumentError(
+                    "compression", f"unknown codec {compression!r}"
+                ) from None
+    ensure_available(compression)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise InvalidArgumentError("max_bytes", f"expected an int > 0, got {max_bytes!r}")
+    return compression, max_bytes
+
+
+def _record_bytes_checked(
+    offset_delta: int,
+    timestamp: int,
+    base_timestamp: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[Header] | None,
+) -> bytes:
+    """One record's bytes with every check, or the typed error of the bad argument.
+
+    The general path of both builders: records whose numbers are too large for
+    the fast encoders, and arguments of the wrong type.
+    """
+    _check_timestamp(timestamp)
+    return _encode_record(
+        offset_delta, timestamp, timestamp - base_timestamp, key, value, headers or ()
+    )
+
+
 def _check_timestamp(timestamp: object) -> None:
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise InvalidArgumentError(
@@ -538,6 +570,18 @@ def encode_batch(
     for timestamp, key, value, headers in records:
         builder.append(timestamp, key, value, headers)
     return builder.build(producer_id, producer_epoch, base_sequence)
+
+
+if TYPE_CHECKING:
+    BatchBuilder = PureBatchBuilder
+elif _speedups is not None:
+    # The compiled builder calls this module's helpers (the general record
+    # encoder, the argument checks, the codecs) for everything off its fast path.
+    _speedups.configure(records=sys.modules[__name__], invalid_argument=InvalidArgumentError)
+    BatchBuilder = _speedups.BatchBuilder
+else:
+    BatchBuilder = PureBatchBuilder
+"""The record batch encoder the producer uses: compiled where built, else the pure one."""
 
 
 # -- decoding ------------------------------------------------------------------

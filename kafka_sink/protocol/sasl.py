@@ -39,6 +39,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -57,6 +58,8 @@ from kafka_sink.protocol.schema import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_SCRAM_ITERATIONS",
+    "MIN_SCRAM_ITERATIONS",
     "PlainMechanism",
     "SaslAuthenticateRequest",
     "SaslAuthenticateResponse",
@@ -65,6 +68,7 @@ __all__ = [
     "SaslHandshakeResponse",
     "SaslMechanism",
     "ScramMechanism",
+    "check_scram_max_iterations",
     "create_mechanism",
 ]
 
@@ -75,6 +79,21 @@ _ILLEGAL_SASL_STATE = 34
 #: RFC 7677: "the hash iteration-count ... SHOULD be at least 4096"; Kafka
 #: refuses fewer itself, so a broker asking for fewer is not a Kafka broker.
 MIN_SCRAM_ITERATIONS = 4096
+#: The most SCRAM iterations a broker may ask for, unless configured otherwise
+#: (``sasl_scram_max_iterations``): Kafka's own maximum, the most its tools
+#: store credentials with. The broker picks the count and the client pays for
+#: it (PBKDF2 runs that many rounds), so without a bound a broker could keep a
+#: client deriving a key for minutes.
+DEFAULT_MAX_SCRAM_ITERATIONS = 16384
+#: The largest limit that can be configured: PBKDF2 takes a 32-bit count.
+MAX_SCRAM_ITERATIONS_LIMIT = (1 << 31) - 1
+# RFC 5802 "posit-number": ASCII digits, no sign, no leading zero. int() alone
+# would also take "+4096", " 4096", "4_096" and non-ASCII digits.
+_POSITIVE_NUMBER = re.compile(r"[1-9][0-9]*")
+# RFC 5802 "printable": ASCII from "!" to "~" except ",".
+_PRINTABLE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
+# Broker-supplied text quoted in an error message is cut to this many characters.
+_QUOTE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +211,13 @@ _SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 class ScramMechanism:
     """SASL SCRAM (RFC 5802) with SHA-256 or SHA-512 (RFC 7677).
 
+    ``max_iterations`` bounds the iteration count the broker may ask for
+    (:data:`DEFAULT_MAX_SCRAM_ITERATIONS`, Kafka's own maximum, by default):
+    the client runs that many rounds of PBKDF2, so a larger count is refused
+    with :class:`~kafka_sink.errors.AuthenticationError` naming the count and
+    the limit, before any key is derived. Whatever the broker sends,
+    :meth:`evaluate` returns a token or raises ``AuthenticationError``.
+
     ``nonce`` is for tests that replay the RFCs' examples; by default each
     authentication draws 24 random bytes from :mod:`secrets`. ``hash_name``
     may name any :mod:`hashlib` hash for the same reason (``"sha1"`` is
@@ -202,6 +228,7 @@ class ScramMechanism:
         "_auth_message",
         "_client_first_bare",
         "_hash",
+        "_max_iterations",
         "_nonce",
         "_password",
         "_server_signature",
@@ -218,12 +245,14 @@ class ScramMechanism:
         *,
         nonce: str | None = None,
         hash_name: str | None = None,
+        max_iterations: int = DEFAULT_MAX_SCRAM_ITERATIONS,
     ) -> None:
         digest = hash_name or _SCRAM_HASHES.get(mechanism)
         if digest is None:
             raise InvalidArgumentError(
                 "sasl_mechanism", f"{mechanism!r} is not a SCRAM mechanism this library speaks"
             )
+        self._max_iterations = check_scram_max_iterations(max_iterations)
         self.name = mechanism
         self._hash = digest
         self._username = username
@@ -247,15 +276,29 @@ class ScramMechanism:
         # GS2 header "n,,": no channel binding, no authorization identity.
         return ("n,," + self._client_first_bare).encode("utf-8")
 
+    @property
+    def max_iterations(self) -> int:
+        """The largest iteration count accepted from the broker."""
+        return self._max_iterations
+
     def evaluate(self, challenge: bytes) -> bytes | None:
-        if self._state == "first-sent":
-            return self._client_final(challenge)
-        if self._state == "final-sent":
-            self._verify_server_final(challenge)
-            return None
-        raise AuthenticationError(
-            f"unexpected SCRAM message in state {self._state}", mechanism=self.name
-        )
+        state = self._state
+        try:
+            if state == "first-sent":
+                return self._client_final(challenge)
+            if state == "final-sent":
+                self._verify_server_final(challenge)
+                return None
+        except AuthenticationError:
+            raise
+        except Exception as exc:
+            # Every malformation has its own check above; this only keeps the
+            # promise that nothing but AuthenticationError leaves the exchange.
+            step = "server-first" if state == "first-sent" else "server-final"
+            raise self._fail(
+                f"cannot process the SCRAM {step} message ({type(exc).__name__})"
+            ) from exc
+        raise AuthenticationError(f"unexpected SCRAM message in state {state}", mechanism=self.name)
 
     def _fail(self, problem: str) -> AuthenticationError:
         self._state = "failed"
@@ -273,18 +316,37 @@ class ScramMechanism:
         nonce = attributes.get("r", "")
         if not nonce.startswith(self._nonce) or len(nonce) <= len(self._nonce):
             raise self._fail("the broker's SCRAM nonce does not extend the client's")
-        try:
-            salt = base64.b64decode(attributes.get("s", ""), validate=True)
-            iterations = int(attributes.get("i", ""))
-        except (binascii.Error, ValueError):
-            raise self._fail("malformed salt or iteration count in SCRAM server-first") from None
-        if not salt:
-            raise self._fail("the SCRAM server-first message has an empty salt")
+        if not _PRINTABLE.fullmatch(nonce):
+            # The nonce goes back in client-final, which is ASCII (RFC 5802 "printable").
+            raise self._fail("the broker's SCRAM nonce has characters outside printable ASCII")
+        count = attributes.get("i", "")
+        if not _POSITIVE_NUMBER.fullmatch(count):
+            raise self._fail(
+                "malformed salt or iteration count in SCRAM server-first "
+                f"(the iteration count is {_quote(count)})"
+            )
+        # Compared as text first: a count of thousands of digits is never
+        # converted (and 2**63 and more could not even reach PBKDF2).
+        limit = self._max_iterations
+        if len(count) > len(str(limit)) or int(count) > limit:
+            raise self._fail(
+                f"the broker asked for {_shorten(count)} SCRAM iterations, more than the limit "
+                f"of {limit} (sasl_scram_max_iterations)"
+            )
+        iterations = int(count)
         if iterations < MIN_SCRAM_ITERATIONS:
             raise self._fail(
                 f"the broker asked for {iterations} SCRAM iterations; "
                 f"at least {MIN_SCRAM_ITERATIONS} are required"
             )
+        try:
+            salt = base64.b64decode(attributes.get("s", ""), validate=True)
+        except ValueError:  # binascii.Error, or text that is not ASCII
+            raise self._fail(
+                "malformed salt or iteration count in SCRAM server-first (the salt is not base64)"
+            ) from None
+        if not salt:
+            raise self._fail("the SCRAM server-first message has an empty salt")
         salted = hashlib.pbkdf2_hmac(self._hash, self._password, salt, iterations)
         client_key = self._hmac(salted, b"Client Key")
         stored_key = hashlib.new(self._hash, client_key).digest()
@@ -302,10 +364,10 @@ class ScramMechanism:
         if attributes is None:
             raise self._fail("malformed SCRAM server-final message")
         if "e" in attributes:
-            raise self._fail(f"the broker ended SCRAM with error {attributes['e']!r}")
+            raise self._fail(f"the broker ended SCRAM with error {_quote(attributes['e'])}")
         try:
             verifier = base64.b64decode(attributes.get("v", ""), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or text that is not ASCII
             raise self._fail("malformed signature in SCRAM server-final") from None
         if not hmac.compare_digest(verifier, self._server_signature):
             raise self._fail(
@@ -315,6 +377,28 @@ class ScramMechanism:
 
     def _hmac(self, key: bytes, message: bytes) -> bytes:
         return hmac.new(key, message, self._hash).digest()
+
+
+def check_scram_max_iterations(value: object) -> int:
+    """Validate a ``sasl_scram_max_iterations`` value (an int, 4096 to 2**31 - 1)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_SCRAM_ITERATIONS <= value <= MAX_SCRAM_ITERATIONS_LIMIT
+    ):
+        raise InvalidArgumentError(
+            "sasl_scram_max_iterations",
+            f"must be an integer between {MIN_SCRAM_ITERATIONS} and "
+            f"{MAX_SCRAM_ITERATIONS_LIMIT}, got {value!r}",
+        )
+    return value
+
+
+def _quote(text: str) -> str:
+    """Broker-supplied text for an error message: quoted, and cut when long."""
+    if len(text) <= _QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:_QUOTE_LIMIT]!r}... ({len(text)} characters)"
 
 
 def escape_username(username: str) -> str:
@@ -333,11 +417,20 @@ def _parse_attributes(message: str) -> dict[str, str] | None:
     return attributes
 
 
-def create_mechanism(mechanism: str, username: str, password: str) -> SaslMechanism:
-    """A fresh client for one authentication with ``mechanism`` (a name of SASL_MECHANISMS)."""
+def create_mechanism(
+    mechanism: str,
+    username: str,
+    password: str,
+    *,
+    scram_max_iterations: int = DEFAULT_MAX_SCRAM_ITERATIONS,
+) -> SaslMechanism:
+    """A fresh client for one authentication with ``mechanism`` (a name of SASL_MECHANISMS).
+
+    ``scram_max_iterations`` bounds the SCRAM iteration count a broker may ask for.
+    """
     if mechanism == "PLAIN":
         return PlainMechanism(username, password)
-    return ScramMechanism(mechanism, username, password)
+    return ScramMechanism(mechanism, username, password, max_iterations=scram_max_iterations)
 
 
 class SaslAuthenticator:
@@ -406,7 +499,7 @@ class SaslAuthenticator:
     def _handshake(self, response: SaslHandshakeResponse) -> None:
         code = response.error_code
         if code == _UNSUPPORTED_SASL_MECHANISM:
-            offered = ", ".join(response.mechanisms) or "none"
+            offered = _quote_list(response.mechanisms)
             raise self._error(
                 f"the broker does not enable this mechanism (it offers: {offered})", code=code
             )
@@ -424,12 +517,20 @@ class SaslAuthenticator:
     def _authenticate(self, response: SaslAuthenticateResponse) -> bool:
         code = response.error_code
         if code:
-            detail = response.error_message or _describe(code)
+            message = response.error_message
+            detail = _shorten(message) if message else _describe(code)
             raise self._error(f"the broker refused the credentials: {detail}", code=code)
         try:
             token = self._mechanism.evaluate(response.auth_bytes)
         except AuthenticationError as exc:
             raise self._error(exc.message) from None
+        except Exception as exc:
+            # A mechanism of another author may raise anything; the exchange
+            # still ends with the one error its callers handle.
+            raise self._error(
+                f"the {self._mechanism.name} mechanism failed on the broker's token "
+                f"({type(exc).__name__})"
+            ) from exc
         if self._mechanism.complete:
             self._state = "complete"
             self._token = b""
@@ -455,3 +556,22 @@ class SaslAuthenticator:
 def _describe(code: int) -> str:
     info = describe_error(code)
     return f"{info.name} ({code})"
+
+
+def _shorten(text: str) -> str:
+    """Broker-supplied text for an error message, cut when long."""
+    if len(text) <= _QUOTE_LIMIT:
+        return text
+    return f"{text[:_QUOTE_LIMIT]}... ({len(text)} characters)"
+
+
+# Mechanism names quoted in an error message, at most this many.
+_LIST_LIMIT = 16
+
+
+def _quote_list(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(_shorten(name) for name in names[:_LIST_LIMIT])
+    more = len(names) - _LIST_LIMIT
+    return f"{shown} and {more} more" if more > 0 else shown

@@ -48,6 +48,7 @@ __all__ = [
     "Contender",
     "KafkaPythonContender",
     "KafkaSinkContender",
+    "KafkaSinkPureContender",
     "Settings",
     "SyncContender",
 ]
@@ -86,8 +87,12 @@ def _missing(module: str, install: str) -> str | None:
 class Contender(abc.ABC):
     """What every adapter declares about its client."""
 
-    #: The name used on the command line and in the tables.
+    #: The name used on the command line.
     name: ClassVar[str]
+    #: The name in the tables (the command-line name unless given).
+    label: ClassVar[str | None] = None
+    #: Environment variables of this contender's children (None: unset).
+    env: ClassVar[dict[str, str | None]] = {}
     #: Why the RSS scenario does not apply to this client, or None.
     offline_limitation: ClassVar[str | None] = None
     is_async: ClassVar[bool] = False
@@ -172,6 +177,9 @@ class KafkaSinkContender(SyncContender):
     """
 
     name = "kafka_sink"
+    label = "kafka_sink (compiled)"
+    #: The compiled path, where the extension is built: KAFKA_SINK_PURE unset.
+    env: ClassVar[dict[str, str | None]] = {"KAFKA_SINK_PURE": None}
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -249,6 +257,14 @@ class KafkaSinkContender(SyncContender):
             for key, value in metrics.items()
             if isinstance(value, int | float) and any(word in key for word in words)
         }
+
+
+class KafkaSinkPureContender(KafkaSinkContender):
+    """The same ``kafka_sink.Sink``, its pure-Python path forced (``KAFKA_SINK_PURE=1``)."""
+
+    name = "kafka_sink-pure"
+    label = "kafka_sink (pure)"
+    env: ClassVar[dict[str, str | None]] = {"KAFKA_SINK_PURE": "1"}
 
 
 # ---------------------------------------------------------------------------
@@ -478,6 +494,7 @@ CONTENDERS: dict[str, type[SyncContender] | type[AsyncContender]] = {
     contender.name: contender
     for contender in (
         KafkaSinkContender,
+        KafkaSinkPureContender,
         ConfluentContender,
         AiokafkaContender,
         KafkaPythonContender,

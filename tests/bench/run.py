@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from tests.bench.harness import child_env, command_line, path_notes
 from tests.bench.peers import CONTENDERS, Settings
 from tests.bench.worker import READY_LINE, RESULT_PREFIX, VALUE_SIZE, make_keys
 
@@ -106,7 +107,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rss-contenders",
         type=names(list(CONTENDERS)),
-        default="kafka_sink,confluent-kafka",
+        default="kafka_sink,kafka_sink-pure,confluent-kafka",
         help="kafka-python may be added (no buffer bound: it grows with every record)",
     )
     parser.add_argument("--rss-buffer-mib", type=int, default=32)
@@ -123,9 +124,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run_child(spec: dict[str, Any], timeout: float, cluster: Any) -> dict[str, Any]:
-    """Run one worker; answer its BENCH-READY by setting every broker down."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    """Run one worker; answer its BENCH-READY by setting every broker down.
+
+    The child's environment is this one with the contender's own variables
+    (``KAFKA_SINK_PURE`` for kafka_sink's two paths).
+    """
+    env = child_env(CONTENDERS[spec["contender"]].env)
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.bench.worker", json.dumps(spec)],
@@ -246,6 +250,11 @@ def not_ok(outcomes: list[Outcome]) -> str | None:
     return f"error: {first.get('error', 'no result')}"
 
 
+def label(name: str) -> str:
+    """A contender's name in the tables."""
+    return CONTENDERS[name].label or name
+
+
 def delivery_notes(outcomes: list[Outcome]) -> list[str]:
     notes = []
     for o in outcomes:
@@ -253,7 +262,7 @@ def delivery_notes(outcomes: list[Outcome]) -> list[str]:
         pending = o.result.get("unacknowledged", 0)
         if o.status == "ok" and (failed or pending):
             notes.append(
-                f"{o.contender}, {o.scenario} {o.codec}, round {o.round}: "
+                f"{label(o.contender)}, {o.scenario} {o.codec}, round {o.round}: "
                 f"{failed} records failed, {pending} unacknowledged"
             )
     return notes
@@ -270,6 +279,7 @@ def report(
     outcomes: list[Outcome],
     versions: dict[str, str],
     librdkafka: str,
+    argv: Sequence[str] | None = None,
 ) -> str:
     def rounds_of(scenario: str, codec: str, contender: str) -> list[Outcome]:
         return [
@@ -283,16 +293,18 @@ def report(
     out = [
         "## Peer benchmark",
         "",
+        f"Command: `{command_line('tests.bench.run', argv)}`",
+        "",
         f"One local broker: librdkafka {librdkafka} mock cluster, 1 broker, topic of "
         f"{PARTITIONS} partitions. {platform.python_implementation()} "
         f"{platform.python_version()} on {platform.system()} with {os.cpu_count()} CPUs. "
         f"Median of {args.rounds} rounds; in each round every client runs once, in its "
-        f"own process, in this order: {', '.join(args.contenders)}.",
+        f"own process, in this order: {', '.join(label(n) for n in args.contenders)}.",
         "",
         "| client | version |",
         "|---|---|",
     ]
-    out += [f"| {name} | {versions.get(name, '-')} |" for name in args.contenders]
+    out += [f"| {label(name)} | {versions.get(name, '-')} |" for name in args.contenders]
     notes: list[str] = []
 
     if "throughput" in args.scenarios:
@@ -316,7 +328,7 @@ def report(
                 notes += delivery_notes(rounds)
                 reason = not_ok(rounds)
                 if reason:
-                    out.append(f"| {codec} | {contender} | {reason} | | | | |")
+                    out.append(f"| {codec} | {label(contender)} | {reason} | | | | |")
                     continue
                 rate = _rate(rounds, args.records)
                 assert rate is not None
@@ -326,7 +338,8 @@ def report(
                     f"{args.records / o.result['seconds']:,.0f}" for o in rounds if o.status == "ok"
                 )
                 out.append(
-                    f"| {codec} | {contender} | {fmt(rate)} | {fmt(rate * record_bytes / 1e6, 1)} "
+                    f"| {codec} | {label(contender)} | {fmt(rate)} "
+                    f"| {fmt(rate * record_bytes / 1e6, 1)} "
                     f"| {ratio} | {fmt(None if cpu is None else cpu / args.records * 1e6, 2)} "
                     f"| {each} |"
                 )
@@ -349,14 +362,14 @@ def report(
             notes += delivery_notes(rounds)
             reason = not_ok(rounds)
             if reason:
-                out.append(f"| {contender} | {reason} | | | | | |")
+                out.append(f"| {label(contender)} | {reason} | | | | | |")
                 continue
             cells = [
                 fmt(median_of(rounds, key), 2) for key in ("mean_us", "p50_us", "p99_us", "p999_us")
             ]
             cells.append(fmt(median_of(rounds, "max_us"), 0))
             cells.append(fmt(median_of(rounds, "achieved_rate")))
-            out.append(f"| {contender} | " + " | ".join(cells) + " |")
+            out.append(f"| {label(contender)} | " + " | ".join(cells) + " |")
 
     if "rss-offline" in args.scenarios:
         codec = args.cost_codec
@@ -378,12 +391,12 @@ def report(
             rounds = rounds_of("rss-offline", codec, contender)
             reason = not_ok(rounds)
             if reason:
-                out.append(f"| {contender} | {reason} | | | | |")
+                out.append(f"| {label(contender)} | {reason} | | | | |")
                 continue
             drops = [_dropped(o.result.get("client") or {}) for o in rounds if o.status == "ok"]
             known = [d for d in drops if d is not None]
             out.append(
-                f"| {contender} | {fmt(median_of(rounds, 'rss_growth_mib'), 1)} "
+                f"| {label(contender)} | {fmt(median_of(rounds, 'rss_growth_mib'), 1)} "
                 f"| {fmt(median_of(rounds, 'peak_growth_mib'), 1)} "
                 f"| {fmt(median_of(rounds, 'rejected'))} "
                 f"| {fmt(statistics.median(known) if known else None)} "
@@ -391,7 +404,7 @@ def report(
             )
             client = next((o.result.get("client") for o in rounds if o.status == "ok"), None)
             if client:
-                notes.append(f"{contender} after the RSS run: {json.dumps(client)}")
+                notes.append(f"{label(contender)} after the RSS run: {json.dumps(client)}")
 
     if "idle-cpu" in args.scenarios:
         codec = args.cost_codec
@@ -406,13 +419,20 @@ def report(
             rounds = rounds_of("idle-cpu", codec, contender)
             reason = not_ok(rounds)
             if reason:
-                out.append(f"| {contender} | {reason} | |")
+                out.append(f"| {label(contender)} | {reason} | |")
                 continue
             out.append(
-                f"| {contender} | {fmt(median_of(rounds, 'cpu_percent'), 2)} "
+                f"| {label(contender)} | {fmt(median_of(rounds, 'cpu_percent'), 2)} "
                 f"| {fmt(median_of(rounds, 'switches_per_second'), 0)} |"
             )
 
+    notes += path_notes(
+        [
+            (label(o.contender), o.result)
+            for o in outcomes
+            if "KAFKA_SINK_PURE" in CONTENDERS[o.contender].env
+        ]
+    )
     if notes:
         out += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     return "\n".join(out) + "\n"
@@ -474,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
-    sys.stdout.write(report(args, outcomes, versions, librdkafka))
+    sys.stdout.write(report(args, outcomes, versions, librdkafka, argv))
     return 0
 
 
@@ -487,7 +507,7 @@ def _summary(outcome: Outcome) -> str:
     shown = {
         key: round(value, 3) if isinstance(value, float) else value
         for key, value in result.items()
-        if key not in ("status", "version", "client")
+        if key not in ("status", "version", "client", "path")
     }
     return json.dumps(shown)
 

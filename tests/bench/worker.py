@@ -357,7 +357,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         return {**base, **asyncio.run(run_async())}
     contender = contender_type(settings)
     contender.start()
-    return {**base, **SYNC_SCENARIOS[scenario](contender, spec)}
+    result = {**base, **SYNC_SCENARIOS[scenario](contender, spec)}
+    if "KAFKA_SINK_PURE" in contender_type.env:
+        from tests.bench.harness import path_report
+
+        result["path"] = path_report()  # what this child ran: compiled or pure
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,18 +84,35 @@ def test_retriable_errors_are_retried(mock_cluster: Any, topic_name: str, error:
     assert records[0].value == b"eventually"
 
 
+def _produce_requests(cluster: Any) -> list[Any]:
+    """The Produce requests the mock brokers received since tracking started."""
+    return [r for r in cluster.requests() if r.api_key == PRODUCE]
+
+
 @pytest.mark.mock
 def test_non_retriable_error_is_raised_at_once(mock_cluster: Any, topic_name: str) -> None:
     mock_cluster.create_topic(topic_name, 1, 3)
-    connection = Connection(broker_list=mock_cluster.bootstrap_servers, timeout=5)
+    connection = Connection(
+        broker_list=mock_cluster.bootstrap_servers, timeout=5, send_max_attempts=5
+    )
     producer = Producer(connection)
-    mock_cluster.push_request_errors(PRODUCE, [10])  # MESSAGE_TOO_LARGE
+    mock_cluster.push_request_errors(PRODUCE, [10, 10])  # MESSAGE_TOO_LARGE, twice
+    mock_cluster.start_request_tracking()
     with pytest.raises(kafka_sink.BrokerResponseError) as info:
         producer.send(topic_name, 0, "rejected")
+    rejected = _produce_requests(mock_cluster)
+    # The second error is still there: the next send meets it, also in one attempt.
+    with pytest.raises(kafka_sink.BrokerResponseError):
+        producer.send(topic_name, 0, "rejected too")
+    both = _produce_requests(mock_cluster)
     connection.close()
     assert info.value.name == "MESSAGE_TOO_LARGE"
     assert not info.value.retriable
     assert info.value.topic == topic_name
+    assert len(rejected) == 1, rejected  # one attempt of the five allowed
+    assert len(both) == 2, both
+    assert connection.nonfatal_errors() == []  # nothing was retried
+    assert consume(mock_cluster.bootstrap_servers, topic_name, expected=0) == []
 
 
 @pytest.mark.mock
@@ -108,9 +125,24 @@ def test_exhausted_retries_raise_the_last_error(mock_cluster: Any, topic_name: s
         retry_backoff=1,
     )
     producer = Producer(connection)
-    mock_cluster.push_request_errors(PRODUCE, [NOT_ENOUGH_REPLICAS] * 3)
+    # One error more than the attempts: a fourth attempt would meet it too, and
+    # the send after the exhausted one finds it first.
+    mock_cluster.push_request_errors(PRODUCE, [NOT_ENOUGH_REPLICAS] * 4)
+    mock_cluster.start_request_tracking()
     with pytest.raises(kafka_sink.BrokerResponseError) as info:
         producer.send(topic_name, 0, "never")
+    attempts = _produce_requests(mock_cluster)
+    noted = [getattr(e, "code", None) for e in connection.nonfatal_errors()]
+    connection.clear_nonfatals()
+    mock_cluster.clear_requests()
+    result = producer.send(topic_name, 0, "after the errors")
+    second = _produce_requests(mock_cluster)
     connection.close()
     assert info.value.code == NOT_ENOUGH_REPLICAS
     assert info.value.retriable
+    assert len(attempts) == 3, attempts  # send_max_attempts, no more
+    assert noted == [NOT_ENOUGH_REPLICAS] * 2  # the first two, retried; the third raised
+    assert len(second) == 2, second  # the fourth error, then the write
+    assert result.base_offset == 0
+    records = consume(mock_cluster.bootstrap_servers, topic_name, expected=1)
+    assert [r.value for r in records] == [b"after the errors"]

@@ -222,7 +222,25 @@ def test_host_name_checking_can_be_turned_off(
         ssl_check_hostname=False,
         **security(kafka23_secure, "SSL"),
     ) as connection:
-        assert Producer(connection).send(topic_name, 0, b"no host check").acknowledged
+        headers: list[list[tuple[str, bytes | None]]] = [
+            [("checked", b"no")],
+            [("empty", b""), ("null", None)],
+        ]
+        result = Producer(connection).send(
+            topic_name,
+            0,
+            [b"no host check", b"\x00\xff binary"],
+            keys=[b"localhost", None],
+            timestamps=[1_700_000_000_000, 1_700_000_000_001],
+            headers=headers,
+        )
+        assert result.acknowledged
+        assert result.base_offset == 0
+    got = consume(kafka23_secure.bootstrap_servers, topic_name, expected=2)
+    assert [(r.offset, r.key, r.value, r.headers, r.timestamp_ms) for r in got] == [
+        (0, b"localhost", b"no host check", headers[0], 1_700_000_000_000),
+        (1, None, b"\x00\xff binary", headers[1], 1_700_000_000_001),
+    ]
 
 
 # -- refused credentials ----------------------------------------------------------------

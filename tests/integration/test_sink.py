@@ -80,10 +80,31 @@ def test_every_codec(mock_cluster: Any, topic_name: str, codec: str) -> None:
 
 @pytest.mark.mock
 def test_unknown_topic_is_created_and_delivered(mock_cluster: Any, topic_name: str) -> None:
+    sent: list[tuple[bytes | None, bytes, list[tuple[str, bytes | None]]]] = [
+        (b"k-\x00\xff", b"first \x00\x01\xfe\xff", [("trace", b"\x00t-1"), ("empty", b"")]),
+        (None, b"second", [("none", None), ("dup", b"1"), ("dup", b"2")]),
+        (b"", b"", []),
+    ]
     with Sink(mock_cluster.bootstrap_servers) as sink:
-        future = sink.produce(topic_name, b"first")
+        futures = [
+            sink.produce(
+                topic_name,
+                value,
+                key=key,
+                partition=0,
+                headers=headers,
+                timestamp=1_700_000_000_000 + i,
+            )
+            for i, (key, value, headers) in enumerate(sent)
+        ]
         assert sink.flush(timeout=30) == 0
-        assert future.result().offset == 0
+        metadata = [future.result(timeout=1) for future in futures]
+    assert [(md.partition, md.offset) for md in metadata] == [(0, 0), (0, 1), (0, 2)]
+    got = consume(mock_cluster.bootstrap_servers, topic_name, expected=len(sent))
+    assert [(r.partition, r.offset) for r in got] == [(0, 0), (0, 1), (0, 2)]
+    assert [(r.key, r.value, r.headers, r.timestamp_ms) for r in got] == [
+        (key, value, headers, 1_700_000_000_000 + i) for i, (key, value, headers) in enumerate(sent)
+    ]
 
 
 def _produce_through_faults(
@@ -398,12 +419,28 @@ def test_no_log_record_from_the_sender_once_closing_began() -> None:
     import logging
     import threading
 
-    records: list[tuple[bool, str]] = []
-    closing = threading.Event()
+    from kafka_sink.config import SinkConfig
+    from kafka_sink.net.client import NetworkClient
+    from kafka_sink.producer.sink import SENDER_THREAD_NAME
+
+    # Per record: was the sink closed when it was emitted, and by which thread.
+    records: list[tuple[bool, int | None, str]] = []
+    sender_is_logging = threading.Event()
+    sinks: list[Sink] = []
 
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            records.append((closing.is_set(), record.threadName or ""))
+            closed = sinks[0].closed if sinks else False
+            records.append((closed, record.thread, record.threadName or ""))
+            if sum(name == SENDER_THREAD_NAME for _, _, name in records) >= 4:
+                sender_is_logging.set()
+
+    def network(config: SinkConfig) -> NetworkClient:
+        # Reconnecting every 20 ms at most: while close() waits for the record,
+        # the sender tries again (and would log each try) dozens of times.
+        return NetworkClient(
+            client_id=config.client_id, reconnect_backoff=0.01, reconnect_backoff_max=0.02
+        )
 
     logger = logging.getLogger("kafka_sink")
     handler = Capture(logging.DEBUG)
@@ -413,14 +450,30 @@ def test_no_log_record_from_the_sender_once_closing_began() -> None:
     try:
         with socket.socket() as dead:  # every broker dead: connections keep failing
             dead.bind(("127.0.0.1", 0))
-            sink = Sink(f"127.0.0.1:{dead.getsockname()[1]}", delivery_timeout_ms=600_000)
-            sink.produce("logs", b"never delivered")
-            while not records:  # the sender is logging its connection attempts
-                sink.flush(timeout=0.05)
-            closing.set()
-            sink.close(timeout=1.0)
+            sink = Sink(
+                f"127.0.0.1:{dead.getsockname()[1]}",
+                delivery_timeout_ms=600_000,
+                network_factory=network,
+            )
+            sinks.append(sink)
+            future = sink.produce("logs", b"never delivered")
+            if not sender_is_logging.wait(timeout=60):
+                pytest.fail(
+                    "the sender logged fewer than 4 connection attempts within 60 s: "
+                    f"{records}; nothing to silence"
+                )
+            sink.close(timeout=1.0)  # closing begins here: sink.closed turns true
+            assert isinstance(future.exception(timeout=30), kafka_sink.SinkClosedError)
+            # Whatever the sender thread still does after close() returned counts too:
+            # wait for it to end before looking.
+            sender_ids = {ident for _, ident, name in records if name == SENDER_THREAD_NAME}
+            for thread in threading.enumerate():
+                if thread.name == SENDER_THREAD_NAME and thread.ident in sender_ids:
+                    thread.join(timeout=30)
+                    assert not thread.is_alive(), "the sender thread outlived close() by 30 s"
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-    assert any(not during for during, _ in records)  # it did log before closing
-    assert [t for during, t in records if during and t == "kafka-sink-sender"] == []
+    from_sender = [closed for closed, _, name in records if name == SENDER_THREAD_NAME]
+    assert from_sender.count(False) >= 4  # it did log before closing
+    assert from_sender.count(True) == 0, f"{from_sender.count(True)} records once closing began"

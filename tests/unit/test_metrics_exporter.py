@@ -14,7 +14,7 @@ from kafka_sink import BufferFullError, DeadLetter, InvalidArgumentError, Sink, 
 from kafka_sink.metrics import MetricsExporter, MetricsRegistry, Sample, Snapshot
 from kafka_sink.metrics.collectors import sink_samples
 from kafka_sink.metrics.encodings import decode_influx, decode_json
-from kafka_sink.producer.futures import DeliveryFuture
+from kafka_sink.producer.futures import UndeliveredRecord
 from tests.child import run_python
 from tests.fakes import FakeClock
 
@@ -28,17 +28,17 @@ class RecordingSink(Sink):
         self.lock = threading.Lock()
         self.fail_with: BufferFullError | None = None
 
-    def produce(  # type: ignore[override]
+    def enqueue(  # type: ignore[override]
         self, topic: str, value: bytes, key: bytes | None = None, **kwargs: Any
-    ) -> DeliveryFuture:
+    ) -> None:
         with self.lock:
             self.records.append({"topic": topic, "value": value, "key": key, **kwargs})
-        callback = kwargs["on_delivery"]
+        report = kwargs["report"]
         if self.fail_with is not None:
-            callback(None, self.fail_with)
+            headers = tuple(kwargs.get("headers") or ())
+            report.failed(self.fail_with, [UndeliveredRecord(topic, key, value, headers)])
         else:
-            callback(None, None)
-        return DeliveryFuture(kwargs["timestamp"])
+            report.delivered(1)
 
 
 @pytest.fixture

@@ -88,10 +88,36 @@ def test_produce_after_close_raises() -> None:
 
 
 def test_repr_and_metrics_hold_no_record_content() -> None:
-    sink = Sink("127.0.0.1:1", client_id="app")
+    # Distinctive content in every part of a record, so that any of it would show.
+    content = ["key-7f3a", "value-9c1e", "header-name-41d2", "header-value-e8b5"]
+    sink = Sink("127.0.0.1:1", client_id="app")  # nothing listens: records stay buffered
     try:
-        text = repr(sink) + repr(sink.metrics())
+        futures = [
+            sink.produce(
+                "audit",
+                f"{content[1]} {i}".encode(),
+                key=content[0].encode(),
+                headers=[(content[2], content[3].encode())],
+            )
+            for i in range(5)
+        ]
+        futures.append(
+            sink.produce("audit", content[1], key=content[0], headers={content[2]: content[3]})
+        )
+        while_buffered = sink.metrics()
+        texts = [repr(sink), repr(while_buffered), str(while_buffered)]
     finally:
         sink.close(0)
-    assert "127.0.0.1:1" in text
-    assert "app" in text
+    assert all(f.exception(timeout=10) is not None for f in futures)  # failed by close()
+    after_close = sink.metrics()
+    texts += [repr(sink), repr(after_close), str(after_close)]
+    # The snapshots were taken with the records held, then failed: the claim is
+    # checked against a sink that had their content.
+    assert while_buffered["records_incomplete"] == 6
+    assert while_buffered["buffer_bytes_used"] > 0
+    assert after_close["records_failed_total"] == 6
+    for text in texts:
+        for piece in content:
+            assert piece not in text, f"{piece!r} in {text[:500]!r}"
+    assert "127.0.0.1:1" in texts[0]
+    assert "app" in texts[0]
