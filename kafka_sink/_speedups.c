@@ -337,6 +337,7 @@ put_be64(unsigned char *p, uint64_t v)
 typedef struct {
     PyObject_HEAD
     PyObject *compression; /* a Compression member */
+    PyObject *level;       /* the compression level, or None */
     int codec;
     Py_ssize_t max_bytes;
     char *buf;
@@ -376,10 +377,10 @@ builder_reserve(Builder *self, Py_ssize_t extra)
 static int
 builder_init(Builder *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"compression", "max_bytes", NULL};
-    PyObject *compression = NULL, *max_bytes = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:BatchBuilder", names, &compression,
-                                     &max_bytes))
+    static char *names[] = {"compression", "max_bytes", "compression_level", NULL};
+    PyObject *compression = NULL, *max_bytes = NULL, *level = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:BatchBuilder", names, &compression,
+                                     &max_bytes, &level))
         return -1;
     /* The pure module validates (and names the bad argument): one source of truth. */
     PyObject *checked = helper_call(str_builder_args, args, kwds);
@@ -387,6 +388,7 @@ builder_init(Builder *self, PyObject *args, PyObject *kwds)
         return -1;
     PyObject *codec = PyTuple_GET_ITEM(checked, 0);
     Py_ssize_t limit = PyLong_AsSsize_t(PyTuple_GET_ITEM(checked, 1));
+    Py_XSETREF(self->level, Py_NewRef(PyTuple_GET_ITEM(checked, 2)));
     long codec_value = PyLong_AsLong(codec);
     if ((limit == -1 || codec_value == -1) && PyErr_Occurred()) {
         Py_DECREF(checked);
@@ -410,6 +412,7 @@ builder_dealloc(Builder *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->compression);
+    Py_CLEAR(self->level);
     Py_CLEAR(self->payload);
     PyMem_Free(self->buf);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -419,6 +422,7 @@ static int
 builder_traverse(Builder *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->compression);
+    Py_VISIT(self->level);
     return 0;
 }
 
@@ -708,8 +712,8 @@ builder_payload(Builder *self)
     if (records == NULL)
         return NULL;
     if (self->codec) {
-        PyObject *call[2] = {self->compression, records};
-        PyObject *packed = helper_call_args(str_compress, call, 2);
+        PyObject *call[3] = {self->compression, records, self->level ? self->level : Py_None};
+        PyObject *packed = helper_call_args(str_compress, call, 3);
         Py_DECREF(records);
         if (packed == NULL)
             return NULL;

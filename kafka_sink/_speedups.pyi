@@ -13,7 +13,10 @@ def partition_for_key(key: bytes, num_partitions: int) -> int: ...
 
 class BatchBuilder:  # kafka_sink.protocol.records.PureBatchBuilder
     def __init__(
-        self, compression: Compression | str | int = ..., max_bytes: int = ...
+        self,
+        compression: Compression | str | int = ...,
+        max_bytes: int = ...,
+        compression_level: int | None = ...,
     ) -> None: ...
     compression: Compression
     max_bytes: int

@@ -524,7 +524,9 @@ def resolve_options(
         **given,
     }
     named = {option: name for option, name in given_as.items() if name != option}
-    return ResolvedOptions(MappingProxyType(values), MappingProxyType(named), variables)
+    return ResolvedOptions(
+        MappingProxyType(values), MappingProxyType(named), MappingProxyType(variables)
+    )
 
 
 def _setting(

@@ -103,11 +103,17 @@ class ProducerBatch:
     )
 
     def __init__(
-        self, topic: str, partition: int, compression: Compression, max_bytes: int, now: float
+        self,
+        topic: str,
+        partition: int,
+        compression: Compression,
+        max_bytes: int,
+        now: float,
+        compression_level: int | None = None,
     ) -> None:
         self.topic = topic
         self.partition = partition
-        self.builder = BatchBuilder(compression, max_bytes)
+        self.builder = BatchBuilder(compression, max_bytes, compression_level)
         self.futures: list[DeliveryFuture] = []
         self.reports: list[list[Any]] = []
         self.created = now
@@ -502,7 +508,12 @@ class RecordAccumulator(_AccumulatorBase):
             or not batch.builder.append(timestamp, key, value, headers)
         ):
             batch = ProducerBatch(
-                topic, partition, self._compression, self._config.batch_size, self._clock()
+                topic,
+                partition,
+                self._compression,
+                self._config.batch_size,
+                self._clock(),
+                self._config.compression_level,
             )
             batch.builder.append(timestamp, key, value, headers)
             queue.append(batch)

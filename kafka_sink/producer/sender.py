@@ -481,7 +481,14 @@ class Sender:
         }
         pieces: list[ProducerBatch] = []
         for index, record in enumerate(records):
-            piece = ProducerBatch(batch.topic, batch.partition, self._compression, 1, batch.created)
+            piece = ProducerBatch(
+                batch.topic,
+                batch.partition,
+                self._compression,
+                1,
+                batch.created,
+                self._config.compression_level,
+            )
             piece.builder.append(record.timestamp, record.key, record.value, record.headers)
             piece.add(futures.get(index), reports.get(index))
             pieces.append(piece)

@@ -85,8 +85,7 @@ class Sink:
         **options: Any,
     ) -> None:
         if config is None:
-            if bootstrap_servers is None:
-                raise InvalidArgumentError("bootstrap_servers", "is required")
+            # bootstrap_servers may come from $KAFKA_SINK_BOOTSTRAP_SERVERS.
             config = SinkConfig.build(bootstrap_servers, **options)
         elif options or bootstrap_servers is not None:
             raise InvalidArgumentError("config", "pass either config or options, not both")

@@ -41,6 +41,7 @@ from typing import Any
 import lz4.frame as _lz4f
 import snappy as _snappy
 
+from kafka_sink.config import check_compression_level
 from kafka_sink.errors import InvalidArgumentError, ProtocolError
 
 _zstd: Any
@@ -125,25 +126,37 @@ _ZSTD_LEVEL = 3
 # compressing a 16 KiB batch) and must not be shared by two threads at once.
 # list.pop and list.append are atomic, so this pool hands each caller its own
 # compressor without a lock.
-_zstd_pool: list[Any] = []
+# One pool per level in use (a producer uses one level).
+_zstd_pools: dict[int | None, list[Any]] = {}
 _ZSTD_POOL_SIZE = 4
 
 
-def compress(codec: Compression, data: Buffer) -> bytes:
-    """Compress ``data`` as ``codec`` writes it into a Kafka record batch."""
+def check_level(codec: Compression, level: int | None) -> int | None:
+    """Validate a compression level for ``codec`` (None: the codec's default)."""
+    return check_compression_level(codec.name.lower(), level)
+
+
+def compress(codec: Compression, data: Buffer, level: int | None = None) -> bytes:
+    """Compress ``data`` as ``codec`` writes it into a Kafka record batch.
+
+    ``level`` (checked by :func:`check_level`) trades speed for size; None
+    keeps each codec's default: gzip 6, lz4's fast mode, zstd 3.
+    """
     if type(codec) is not Compression:
         codec = _codec(codec)
     if codec == Compression.NONE:
         return bytes(data)
     if codec == Compression.GZIP:
-        zobj = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        zobj = zlib.compressobj(
+            _GZIP_LEVEL if level is None else level, zlib.DEFLATED, _GZIP_WBITS
+        )
         return zobj.compress(data) + zobj.flush()
     if codec == Compression.SNAPPY:
         return _xerial_compress(data)
     if codec == Compression.LZ4:
         out: bytes = _lz4f.compress(
             data,
-            compression_level=0,
+            compression_level=0 if level is None else level,
             block_size=_lz4f.BLOCKSIZE_MAX64KB,
             block_linked=False,
             content_checksum=False,
@@ -152,13 +165,16 @@ def compress(codec: Compression, data: Buffer) -> bytes:
         )
         return out
     ensure_available(codec)
+    pool = _zstd_pools.get(level)
+    if pool is None:
+        pool = _zstd_pools.setdefault(level, [])
     try:
-        compressor = _zstd_pool.pop()
+        compressor = pool.pop()
     except IndexError:
-        compressor = _zstd.ZstdCompressor(level=_ZSTD_LEVEL)
+        compressor = _zstd.ZstdCompressor(level=_ZSTD_LEVEL if level is None else level)
     out = compressor.compress(data)
-    if len(_zstd_pool) < _ZSTD_POOL_SIZE:
-        _zstd_pool.append(compressor)
+    if len(pool) < _ZSTD_POOL_SIZE:
+        pool.append(compressor)
     return out
 
 
@@ -340,6 +356,8 @@ def _unlz4(view: memoryview, max_size: int) -> bytes:
 # block), so feeding the decoder n input bytes at a time bounds one step's
 # output to about n * 2**15 bytes.
 _ZSTD_RATIO = 1 << 15
+_ZSTD_MIN_WRITE = 4 << 10
+_ZSTD_MAX_WRITE = 128 << 10
 
 
 def _unzstd(view: memoryview, max_size: int) -> bytes:
@@ -348,10 +366,13 @@ def _unzstd(view: memoryview, max_size: int) -> bytes:
     pos = 0
     end = len(view)
     dctx = _zstd.ZstdDecompressor()
+    # The output buffer of each decompress() call, allocated whatever it
+    # produces: 128 KiB by default, more than a small batch needs.
+    write_size = min(max(_ZSTD_MIN_WRITE, 8 * end), _ZSTD_MAX_WRITE)
     while pos < end:
         # One frame per decompression object; concatenated frames are accepted
         # as the Java client's and librdkafka's readers accept them.
-        dobj = dctx.decompressobj()
+        dobj = dctx.decompressobj(write_size=write_size)
         while not dobj.eof:
             if pos >= end:
                 raise ProtocolError("truncated zstd frame")

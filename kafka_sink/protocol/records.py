@@ -69,7 +69,13 @@ from crc32c import crc32c as _crc32c
 
 from kafka_sink._accel import speedups as _speedups
 from kafka_sink.errors import InvalidArgumentError, ProtocolError
-from kafka_sink.protocol.codecs import Compression, compress, decompress, ensure_available
+from kafka_sink.protocol.codecs import (
+    Compression,
+    check_level,
+    compress,
+    decompress,
+    ensure_available,
+)
 
 __all__ = [
     "BATCH_HEADER_SIZE",
@@ -319,6 +325,7 @@ class PureBatchBuilder:
     __slots__ = (
         "_base_timestamp",
         "_compression",
+        "_level",
         "_max_bytes",
         "_max_timestamp",
         "_payload",
@@ -328,9 +335,14 @@ class PureBatchBuilder:
     )
 
     def __init__(
-        self, compression: Compression = Compression.NONE, max_bytes: int = 1_048_576
+        self,
+        compression: Compression = Compression.NONE,
+        max_bytes: int = 1_048_576,
+        compression_level: int | None = None,
     ) -> None:
-        self._compression, self._max_bytes = _builder_args(compression, max_bytes)
+        self._compression, self._max_bytes, self._level = _builder_args(
+            compression, max_bytes, compression_level
+        )
         self._records: list[bytes] = []
         self._size = BATCH_HEADER_SIZE
         self._base_timestamp = 0
@@ -471,7 +483,7 @@ class PureBatchBuilder:
         if self._payload_count != count:
             records = b"".join(self._records)
             if self._compression:
-                records = compress(self._compression, records)
+                records = compress(self._compression, records, self._level)
             self._payload = records
             self._payload_count = count
         payload = self._payload
@@ -499,9 +511,11 @@ class PureBatchBuilder:
 
 
 def _builder_args(
-    compression: Compression | str | int = Compression.NONE, max_bytes: int = 1_048_576
-) -> tuple[Compression, int]:
-    """A builder's codec and size bound, checked (both builders call this)."""
+    compression: Compression | str | int = Compression.NONE,
+    max_bytes: int = 1_048_576,
+    compression_level: int | None = None,
+) -> tuple[Compression, int, int | None]:
+    """A builder's codec, size bound and level, checked (both builders call this)."""
     if not isinstance(compression, Compression):
         if isinstance(compression, str):
             compression = Compression.from_name(compression)
@@ -515,7 +529,9 @@ def _builder_args(
     ensure_available(compression)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise InvalidArgumentError("max_bytes", f"expected an int > 0, got {max_bytes!r}")
-    return compression, max_bytes
+    if compression == Compression.NONE and compression_level is None:
+        return compression, max_bytes, None
+    return compression, max_bytes, check_level(compression, compression_level)
 
 
 def _record_bytes_checked(
@@ -723,6 +739,13 @@ def _read_varint(buf: bytes, pos: int, end: int, max_len: int) -> tuple[int, int
         pos += 1
         raw |= (byte & 0x7F) << shift
         if byte < 0x80:
+            # Five bytes carry 35 bits and ten carry 70: what does not fit the
+            # field's int32 (varint) or int64 (varlong) is not Kafka's.
+            if shift >= 28 and raw >> (32 if max_len == 5 else 64):
+                raise ProtocolError(
+                    f"varint at offset {pos - 1 - shift // 7} does not fit in "
+                    f"{32 if max_len == 5 else 64} bits"
+                )
             return (raw >> 1) ^ -(raw & 1), pos
         shift += 7
     if pos >= end:

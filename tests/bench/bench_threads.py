@@ -2,7 +2,7 @@
 
 Run from the repository root (see ``tests/bench/README.md``)::
 
-    python -m tests.bench.bench_threads                 # everything, 3 rounds (~4 min, 2 cores)
+    python -m tests.bench.bench_threads                 # everything, 3 rounds (~5 min, 2 cores)
     python -m tests.bench.bench_threads --quick         # 1 round, 20,000 records, 1/4/32 threads
     python -m tests.bench.bench_threads --threads 1,8 --switch-interval 0.001 --json raw.json
 

@@ -422,7 +422,7 @@ def test_zstd_compressors_are_reused() -> None:
     data = log_lines(10)
     for _ in range(20):
         compress(Compression.ZSTD, data)
-    assert 1 <= len(codecs._zstd_pool) <= codecs._ZSTD_POOL_SIZE
+    assert 1 <= len(codecs._zstd_pools[None]) <= codecs._ZSTD_POOL_SIZE
 
 
 # -- corrupt input ---------------------------------------------------------------

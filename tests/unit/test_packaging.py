@@ -4,7 +4,7 @@
 so a file the sdist forgot breaks the wheel here. The build's isolated
 environment and the venv get their packages (setuptools, the dependencies)
 from pip's configured index, as any install does. Deselect with
-``-m "not packaging"``; it takes about half a minute.
+``-m "not packaging"``; it takes well under a minute.
 """
 
 from __future__ import annotations

@@ -386,9 +386,9 @@ def test_oversized_first_record_is_accepted_alone() -> None:
 def test_build_compresses_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def counting(codec: Compression, data: Any) -> bytes:
+    def counting(codec: Compression, data: Any, level: int | None = None) -> bytes:
         calls.append(len(data))
-        return real_compress(codec, data)
+        return real_compress(codec, data, level)
 
     monkeypatch.setattr(records_module, "compress", counting)
     builder = BatchBuilder(Compression.GZIP)

@@ -178,7 +178,7 @@ def test_crc32c_matches_the_crc32c_package(data: bytes, seed: int) -> None:
 
 def test_the_package_says_which_path_runs() -> None:
     expected = "pure" if os.environ.get("KAFKA_SINK_PURE", "") not in ("", "0") else "compiled"
-    assert kafka_sink.IMPLEMENTATION == expected
+    assert expected == kafka_sink.IMPLEMENTATION
     sink = kafka_sink.Sink("127.0.0.1:1")
     try:
         assert sink.metrics()["implementation"] == expected
@@ -191,7 +191,10 @@ def test_the_package_says_which_path_runs() -> None:
 )
 def test_the_environment_forces_the_pure_path(value: str, expected: str) -> None:
     env = {**os.environ, "KAFKA_SINK_PURE": value}
-    code = "import kafka_sink, kafka_sink.protocol.records as r; print(kafka_sink.IMPLEMENTATION, r.BatchBuilder.__module__)"
+    code = (
+        "import kafka_sink, kafka_sink.protocol.records as r;"
+        "print(kafka_sink.IMPLEMENTATION, r.BatchBuilder.__module__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
