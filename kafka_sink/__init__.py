@@ -64,6 +64,7 @@ from kafka_sink.errors import (
     TlsAuthenticationError,
     TlsError,
     UnsupportedVersionError,
+    WaitTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from kafka_sink.config import SecurityConfig, SinkConfig
     from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
     from kafka_sink.integrations.handler import KafkaHandler
+    from kafka_sink.integrations.logger_factory import KafkaLoggerFactory
     from kafka_sink.integrations.processor import KafkaProcessor
     from kafka_sink.metrics import MetricsExporter, MetricsRegistry
     from kafka_sink.net.cluster import ClusterMetadata, Connection
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
         DeliveryReport,
         RecordMetadata,
         UndeliveredRecord,
+        confluent_style,
     )
     from kafka_sink.producer.sink import Sink
     from kafka_sink.producer.sync import Producer, ProduceResult
@@ -98,6 +101,7 @@ _LAZY: dict[str, str] = {
     "hookimpl": "kafka_sink.hooks",
     "plugin_manager": "kafka_sink.hooks",
     "KafkaHandler": "kafka_sink.integrations.handler",
+    "KafkaLoggerFactory": "kafka_sink.integrations.logger_factory",
     "KafkaProcessor": "kafka_sink.integrations.processor",
     "MetricsExporter": "kafka_sink.metrics",
     "MetricsRegistry": "kafka_sink.metrics",
@@ -107,6 +111,7 @@ _LAZY: dict[str, str] = {
     "DeliveryReport": "kafka_sink.producer.futures",
     "RecordMetadata": "kafka_sink.producer.futures",
     "UndeliveredRecord": "kafka_sink.producer.futures",
+    "confluent_style": "kafka_sink.producer.futures",
     "Sink": "kafka_sink.producer.sink",
     "Producer": "kafka_sink.producer.sync",
     "ProduceResult": "kafka_sink.producer.sync",
@@ -168,6 +173,7 @@ __all__ = [
     "ErrorCode",
     "InvalidArgumentError",
     "KafkaHandler",
+    "KafkaLoggerFactory",
     "KafkaProcessor",
     "KafkaSinkError",
     "LeaderNotFoundError",
@@ -192,7 +198,9 @@ __all__ = [
     "TlsError",
     "UndeliveredRecord",
     "UnsupportedVersionError",
+    "WaitTimeoutError",
     "__version__",
+    "confluent_style",
     "hookimpl",
     "plugin_manager",
 ]

@@ -80,8 +80,7 @@ helper_call_args(PyObject *name, PyObject **args, Py_ssize_t n)
     return result;
 }
 
-static PyObject *str_acquire, *str_release, *str_sealed, *str_builder, *str_futures,
-    *str_reports, *str_reserved, *str_index, *str_partition_counts, *str_get;
+static PyObject *str_acquire, *str_release, *str_index, *str_partition_counts;
 
 /* ------------------------------------------------------------------------- */
 /* CRC-32C (Castagnoli), as the crc32c package computes it                    */
@@ -938,40 +937,122 @@ static PyTypeObject AccumulatorType = {
     .tp_members = acc_members,
 };
 
-/* The open batch of (topic, partition) -- queue[-1] -- or NULL (no error set
- * unless -1 is returned). */
+/* ProducerBatch and DeliveryFuture are __slots__ classes: their fields sit at
+ * fixed offsets in the object, which bind_slots() reads once from the member
+ * descriptors. Reading a field is then a load, not an attribute lookup. */
+static PyTypeObject *batch_type, *future_type;
+static Py_ssize_t off_sealed = -1, off_builder = -1, off_futures = -1, off_reports = -1,
+                  off_reserved = -1, off_index = -1;
+
 static int
-open_batch(Accumulator *acc, PyObject *topic, PyObject *partition, PyObject **batch)
+slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
+{
+    PyObject *descr = PyObject_GetAttrString((PyObject *)type, name);
+    if (descr == NULL)
+        return -1;
+    int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+             ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+    if (ok)
+        *offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    Py_DECREF(descr);
+    if (!ok)
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a slot", type->tp_name, name);
+    return ok ? 0 : -1;
+}
+
+static PyObject *
+py_bind_slots(PyObject *module, PyObject *args)
+{
+    PyTypeObject *batch, *future;
+    if (!PyArg_ParseTuple(args, "O!O!:bind_slots", &PyType_Type, &batch, &PyType_Type, &future))
+        return NULL;
+    if (slot_offset(batch, "sealed", &off_sealed) || slot_offset(batch, "builder", &off_builder) ||
+        slot_offset(batch, "futures", &off_futures) ||
+        slot_offset(batch, "reports", &off_reports) ||
+        slot_offset(batch, "reserved", &off_reserved) || slot_offset(future, "_index", &off_index))
+        return NULL;
+    Py_XSETREF(batch_type, (PyTypeObject *)Py_NewRef(batch));
+    Py_XSETREF(future_type, (PyTypeObject *)Py_NewRef(future));
+    Py_RETURN_NONE;
+}
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* The open batch of a queue of batches, as a borrowed reference, or NULL:
+ * its last batch, when that is a ProducerBatch that is not sealed and has a
+ * compiled builder. (The pure code seals a batch before it sends it.) */
+static PyObject *
+last_open_batch(PyObject *queue)
+{
+    Py_ssize_t n = PySequence_Size(queue);
+    if (n <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *batch = PySequence_GetItem(queue, n - 1); /* new reference */
+    if (batch == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(batch); /* the queue keeps it alive; we hold the GIL throughout */
+    if (batch_type == NULL || !Py_IS_TYPE(batch, batch_type))
+        return NULL;
+    PyObject *sealed = SLOT(batch, off_sealed), *builder = SLOT(batch, off_builder);
+    if (sealed != Py_False || builder == NULL || !Py_IS_TYPE(builder, &BuilderType))
+        return NULL;
+    return batch;
+}
+
+/* (topic, partition) keys of the accumulator's dict, made once each. */
+static PyObject *
+tp_key(PyObject *cache, PyObject *topic, PyObject *partition)
+{
+    Py_ssize_t index = PyLong_AsSsize_t(partition);
+    if (index < 0 || index > 65535 || cache == NULL) {
+        PyErr_Clear();
+        return PyTuple_Pack(2, topic, partition);
+    }
+    PyObject *keys = PyDict_GetItemWithError(cache, topic); /* borrowed */
+    if (keys == NULL) {
+        if (PyErr_Occurred() || PyDict_GET_SIZE(cache) >= 10000)
+            return PyErr_Occurred() ? NULL : PyTuple_Pack(2, topic, partition);
+        keys = PyList_New(0);
+        if (keys == NULL || PyDict_SetItem(cache, topic, keys) < 0) {
+            Py_XDECREF(keys);
+            return NULL;
+        }
+        Py_DECREF(keys);
+    }
+    while (PyList_GET_SIZE(keys) <= index) {
+        PyObject *p = PyLong_FromSsize_t(PyList_GET_SIZE(keys));
+        PyObject *key = p ? PyTuple_Pack(2, topic, p) : NULL;
+        Py_XDECREF(p);
+        if (key == NULL || PyList_Append(keys, key) < 0) {
+            Py_XDECREF(key);
+            return NULL;
+        }
+        Py_DECREF(key);
+    }
+    return Py_NewRef(PyList_GET_ITEM(keys, index));
+}
+
+/* The open batch of (topic, partition) (borrowed), or NULL; -1: error. */
+static int
+open_batch(Accumulator *acc, PyObject *keys, PyObject *topic, PyObject *partition,
+           PyObject **batch)
 {
     *batch = NULL;
     if (acc->batches == NULL || !PyDict_CheckExact(acc->batches))
         return 0;
-    PyObject *tp = PyTuple_Pack(2, topic, partition);
+    PyObject *tp = tp_key(keys, topic, partition);
     if (tp == NULL)
         return -1;
     PyObject *queue = PyDict_GetItemWithError(acc->batches, tp); /* borrowed */
     Py_DECREF(tp);
     if (queue == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    Py_ssize_t n = PySequence_Size(queue);
-    if (n < 0)
-        return -1;
-    if (n == 0)
-        return 0;
-    *batch = PySequence_GetItem(queue, n - 1);
-    return *batch ? 0 : -1;
-}
-
-/* Whether a batch takes more records: not sealed. -1: error. */
-static int
-batch_is_open(PyObject *batch)
-{
-    PyObject *sealed = PyObject_GetAttr(batch, str_sealed);
-    if (sealed == NULL)
-        return -1;
-    int open = sealed == Py_False;
-    Py_DECREF(sealed);
-    return open;
+    *batch = last_open_batch(queue);
+    return 0;
 }
 
 /* Attach the record just appended: its future (index), or its report's run. */
@@ -984,13 +1065,15 @@ batch_attach(PyObject *batch, Builder *builder, PyObject *future, PyObject *repo
         return -1;
     int failed = 0;
     if (future != NULL) {
-        PyObject *futures = PyObject_GetAttr(batch, str_futures);
-        failed = futures == NULL || PyObject_SetAttr(future, str_index, index) < 0 ||
-                 PyList_Append(futures, future) < 0;
-        Py_XDECREF(futures);
+        PyObject *futures = SLOT(batch, off_futures);
+        if (Py_IS_TYPE(future, future_type))
+            Py_XSETREF(SLOT(future, off_index), Py_NewRef(index));
+        else
+            failed = PyObject_SetAttr(future, str_index, index) < 0;
+        failed = failed || futures == NULL || PyList_Append(futures, future) < 0;
     }
     else {
-        PyObject *reports = PyObject_GetAttr(batch, str_reports);
+        PyObject *reports = SLOT(batch, off_reports);
         failed = reports == NULL || !PyList_Check(reports);
         if (!failed) {
             Py_ssize_t n = PyList_GET_SIZE(reports);
@@ -1013,32 +1096,30 @@ batch_attach(PyObject *batch, Builder *builder, PyObject *future, PyObject *repo
                 }
             }
         }
-        Py_XDECREF(reports);
     }
     Py_DECREF(index);
     if (failed)
         return -1;
-    PyObject *reserved = PyObject_GetAttr(batch, str_reserved);
-    if (reserved == NULL)
+    PyObject *reserved = SLOT(batch, off_reserved);
+    Py_ssize_t now = reserved ? PyLong_AsSsize_t(reserved) : -1;
+    if (now == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a batch without its reserved bytes");
         return -1;
-    Py_ssize_t now = PyLong_AsSsize_t(reserved);
-    Py_DECREF(reserved);
-    if (now == -1 && PyErr_Occurred())
-        return -1;
+    }
     PyObject *grown = PyLong_FromSsize_t(now + size);
     if (grown == NULL)
         return -1;
-    int result = PyObject_SetAttr(batch, str_reserved, grown);
-    Py_DECREF(grown);
-    return result;
+    Py_SETREF(SLOT(batch, off_reserved), grown);
+    return 0;
 }
 
 /* The accumulator's fast path: 1 done, 0 not taken (the caller takes the slow
  * path; nothing changed), -1 error. See the theory of operation at the top. */
 static int
-acc_append_fast(Accumulator *acc, PyObject *topic, PyObject *partition, PyObject *timestamp,
-                PyObject *key, PyObject *value, PyObject *headers, Py_ssize_t size,
-                PyObject *future, PyObject *report)
+acc_append_fast(Accumulator *acc, PyObject *keys, PyObject *topic, PyObject *partition,
+                PyObject *timestamp, PyObject *key, PyObject *value, PyObject *headers,
+                Py_ssize_t size, PyObject *future, PyObject *report)
 {
     if (acc->closing || acc->used + size > acc->buffer_limit || acc->lock == NULL)
         return 0;
@@ -1047,6 +1128,11 @@ acc_append_fast(Accumulator *acc, PyObject *topic, PyObject *partition, PyObject
         if (waiting)
             return waiting < 0 ? -1 : 0;
     }
+    PyObject *batch;
+    if (open_batch(acc, keys, topic, partition, &batch) < 0)
+        return -1;
+    if (batch == NULL)
+        return 0; /* a new batch: the accumulator's own path opens it */
     PyObject *got = PyObject_CallMethodOneArg(acc->lock, str_acquire, Py_False);
     if (got == NULL)
         return -1;
@@ -1054,34 +1140,22 @@ acc_append_fast(Accumulator *acc, PyObject *topic, PyObject *partition, PyObject
     Py_DECREF(got);
     if (!locked)
         return 0; /* held by the sender or a slow append: wait for it there */
-    int done = 0;
-    PyObject *batch = NULL, *builder = NULL;
-    if (open_batch(acc, topic, partition, &batch) < 0) {
+    /* Nothing ran between the look-up and the acquire: no Python code, no GIL
+     * release, so the batch is still the open one (the sender seals batches
+     * under this lock). */
+    Builder *builder = (Builder *)SLOT(batch, off_builder);
+    Py_INCREF(batch);
+    Py_INCREF(builder);
+    int done = builder_append_record(builder, timestamp, key, value, headers);
+    if (done == 1 && batch_attach(batch, builder, future, report, size) < 0)
         done = -1;
+    if (done == 1) {
+        acc->used += size;
+        acc->incomplete += 1;
+        acc->queued += 1;
     }
-    else if (batch != NULL) {
-        int open = batch_is_open(batch);
-        if (open < 0)
-            done = -1;
-        else if (open) {
-            builder = PyObject_GetAttr(batch, str_builder);
-            if (builder == NULL)
-                done = -1;
-            else if (Py_IS_TYPE(builder, &BuilderType)) {
-                done = builder_append_record((Builder *)builder, timestamp, key, value, headers);
-                if (done == 1 &&
-                    batch_attach(batch, (Builder *)builder, future, report, size) < 0)
-                    done = -1;
-                if (done == 1) {
-                    acc->used += size;
-                    acc->incomplete += 1;
-                    acc->queued += 1;
-                }
-            }
-        }
-    }
-    Py_XDECREF(builder);
-    Py_XDECREF(batch);
+    Py_DECREF(builder);
+    Py_DECREF(batch);
     PyObject *type, *val, *tb;
     PyErr_Fetch(&type, &val, &tb);
     PyObject *released = PyObject_CallMethodNoArgs(acc->lock, str_release);
@@ -1114,6 +1188,7 @@ typedef struct {
     PyObject *on_new_batch; /* or None */
     int murmur;             /* keyed records by murmur2 here (the default partitioner) */
     PyObject *sender;       /* None until the sender thread starts */
+    PyObject *keys;         /* {topic: [(topic, 0), (topic, 1), ...]}: dict keys made once */
     char closed;
 } SinkCore;
 
@@ -1131,6 +1206,7 @@ core_traverse(SinkCore *self, visitproc visit, void *arg)
     Py_VISIT(self->sticky);
     Py_VISIT(self->on_new_batch);
     Py_VISIT(self->sender);
+    Py_VISIT(self->keys);
     return 0;
 }
 
@@ -1148,6 +1224,7 @@ core_clear(SinkCore *self)
     Py_CLEAR(self->sticky);
     Py_CLEAR(self->on_new_batch);
     Py_CLEAR(self->sender);
+    Py_CLEAR(self->keys);
     return 0;
 }
 
@@ -1188,6 +1265,9 @@ core_init(SinkCore *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->sticky, Py_NewRef(sticky));
     Py_XSETREF(self->on_new_batch, Py_NewRef(on_new_batch));
     Py_XSETREF(self->sender, Py_NewRef(Py_None));
+    Py_XSETREF(self->keys, PyDict_New());
+    if (self->keys == NULL)
+        return -1;
     self->murmur = murmur;
     self->closed = 0;
     return 0;
@@ -1255,24 +1335,11 @@ static int
 has_room(SinkCore *self, PyObject *topic, PyObject *partition)
 {
     PyObject *batch;
-    if (open_batch(self->acc, topic, partition, &batch) < 0)
+    if (open_batch(self->acc, self->keys, topic, partition, &batch) < 0)
         return -1;
     if (batch == NULL)
         return 0;
-    int open = batch_is_open(batch);
-    int room = open;
-    if (open > 0) {
-        PyObject *builder = PyObject_GetAttr(batch, str_builder);
-        if (builder == NULL)
-            room = -1;
-        else if (Py_IS_TYPE(builder, &BuilderType))
-            room = BATCH_HEADER_SIZE + ((Builder *)builder)->len < self->acc->batch_size;
-        else
-            room = 0;
-        Py_XDECREF(builder);
-    }
-    Py_DECREF(batch);
-    return room;
+    return BATCH_HEADER_SIZE + ((Builder *)SLOT(batch, off_builder))->len < self->acc->batch_size;
 }
 
 static int64_t
@@ -1438,8 +1505,8 @@ core_submit(SinkCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         Py_XDECREF(count_obj);
     }
     if (part_obj != NULL && payload <= self->acc->max_record) {
-        int done_fast = acc_append_fast(self->acc, topic, part_obj, ts_obj, key, value, headers,
-                                        payload + RECORD_OVERHEAD, future, report);
+        int done_fast = acc_append_fast(self->acc, self->keys, topic, part_obj, ts_obj, key,
+                                        value, headers, payload + RECORD_OVERHEAD, future, report);
         if (done_fast < 0)
             goto done;
         if (done_fast) {
@@ -1551,6 +1618,8 @@ py_configure(PyObject *self, PyObject *args, PyObject *kwds)
 static PyMethodDef module_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))py_configure, METH_VARARGS | METH_KEYWORDS,
      "Hand over the pure-Python helpers (called once by kafka_sink.protocol.records)."},
+    {"bind_slots", py_bind_slots, METH_VARARGS,
+     "bind_slots(ProducerBatch, DeliveryFuture): where their fields are (called once)."},
     {"crc32c", py_crc32c, METH_VARARGS, "crc32c(data, crc=0) -> int: CRC-32C (Castagnoli)."},
     {"murmur2", py_murmur2, METH_O, "murmur2(data) -> int: Kafka's murmur2, signed 32-bit."},
     {"partition_for_key", (PyCFunction)(void (*)(void))py_partition_for_key, METH_FASTCALL,
@@ -1582,10 +1651,7 @@ PyInit__speedups(void)
     have_sse42 = __builtin_cpu_supports("sse4.2");
 #endif
     if (intern(&str_acquire, "acquire") || intern(&str_release, "release") ||
-        intern(&str_sealed, "sealed") || intern(&str_builder, "builder") ||
-        intern(&str_futures, "futures") || intern(&str_reports, "reports") ||
-        intern(&str_reserved, "reserved") || intern(&str_index, "_index") ||
-        intern(&str_partition_counts, "partition_counts") || intern(&str_get, "get") ||
+        intern(&str_index, "_index") || intern(&str_partition_counts, "partition_counts") ||
         intern(&str_compress, "compress") || intern(&str_record_fallback, "_record_bytes_checked") ||
         intern(&str_check_range, "_check_range") || intern(&str_builder_args, "_builder_args"))
         return NULL;

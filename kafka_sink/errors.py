@@ -20,9 +20,14 @@ context (topic, partition, broker) as attributes and survive pickling.
 from __future__ import annotations
 
 import enum
+import sys
 from typing import Any
 
 from kafka_sink.error_codes import describe_error
+
+if sys.version_info < (3, 11):
+    # Before 3.11, concurrent.futures has a TimeoutError of its own.
+    import concurrent.futures
 
 __all__ = [
     "AuthenticationError",
@@ -49,6 +54,7 @@ __all__ = [
     "TlsAuthenticationError",
     "TlsError",
     "UnsupportedVersionError",
+    "WaitTimeoutError",
 ]
 
 
@@ -73,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     RECORD_TOO_LARGE = -1022
     DELIVERY_TIMEOUT = -1023
     SINK_CLOSED = -1024
+    WAIT_TIMEOUT = -1025
 
 
 class KafkaSinkError(Exception):
@@ -309,3 +316,29 @@ class SinkClosedError(DeliveryError):
 
     default_code = ErrorCode.SINK_CLOSED
     reason = "closed"
+
+
+if sys.version_info >= (3, 11):
+
+    class _FuturesTimeoutError(TimeoutError):
+        pass
+
+else:
+    # What concurrent.futures raises when a wait runs out, before it became
+    # the builtin: code written for either catches a WaitTimeoutError.
+    class _FuturesTimeoutError(TimeoutError, concurrent.futures.TimeoutError):
+        pass
+
+
+class WaitTimeoutError(KafkaSinkError, _FuturesTimeoutError):
+    """A wait for a delivery future ran out; the record is still in flight.
+
+    Raised by ``future.result(timeout)`` and ``future.exception(timeout)``.
+    It is a :class:`TimeoutError`, as a ``concurrent.futures`` wait that runs
+    out raises, and not a :class:`DeliveryError`: the delivery goes on, and a
+    later wait may still see the record delivered. A record that was not
+    acknowledged within ``delivery_timeout_ms`` fails instead, with
+    :class:`DeliveryTimeoutError`. ``timeout`` is the wait, in seconds.
+    """
+
+    default_code = ErrorCode.WAIT_TIMEOUT

@@ -1,4 +1,4 @@
-"""Capture wire bytes written by librdkafka, for the pinned vectors of tests/unit/test_pinned_librdkafka.py.
+"""Capture wire bytes written by librdkafka, for tests/unit/test_pinned_librdkafka.py.
 
 Two independent implementations write the bytes:
 

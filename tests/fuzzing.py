@@ -142,10 +142,19 @@ class MarkingWriter(Writer):
         super().int64(value)
         self._note(start, "i64")
 
-    def uvarint(self, value: int) -> None:
+    def uvarint(self, value: int, size: bool = False) -> None:
         start = len(self.buffer)
         super().uvarint(value)
-        self._note(start, "uv", size=True)  # tagged-field counts, tags and sizes
+        self._note(start, "uv", size)
+
+    def tagged_fields(self, fields: dict[int, bytes] | None = None) -> None:
+        # As Writer's, with the count and each size marked as sizes (tags are not).
+        fields = fields or {}
+        self.uvarint(len(fields), size=True)
+        for tag in sorted(fields):
+            self.uvarint(tag)
+            self.uvarint(len(fields[tag]), size=True)
+            self.buffer += fields[tag]
 
     def varint(self, value: int) -> None:
         start = len(self.buffer)
@@ -312,7 +321,9 @@ def encode_records(
         body = bytearray(b"\x00")
         inner: list[Mark] = [Mark(0, 1, "i8")]
 
-        def number(value: int, size: bool, body: bytearray = body, inner: list[Mark] = inner) -> None:
+        def number(
+            value: int, size: bool, body: bytearray = body, inner: list[Mark] = inner
+        ) -> None:
             start = len(body)
             body += encode_varint(value)
             inner.append(Mark(start, len(body), "zz", size))
@@ -416,7 +427,11 @@ def random_batch(rng: random.Random, codec: str | None = None) -> tuple[bytes, l
         payload = compress(codec, section)
     attributes = rng.choice([0, 0, 0, 0x08, 0x10, 0x20])
     batch = assemble_batch(
-        payload, len(records), _CODEC_IDS[codec], base_offset=rng.randint(0, 10**6), attributes=attributes
+        payload,
+        len(records),
+        _CODEC_IDS[codec],
+        base_offset=rng.randint(0, 10**6),
+        attributes=attributes,
     )
     all_marks = list(_HEADER_MARKS)
     if codec == "none":
@@ -495,7 +510,9 @@ def _encode_number(kind: str, value: int, rng: random.Random) -> bytes:
     return bytes(encoded)
 
 
-def mutate_numbers(data: bytes, marks: Sequence[Mark], rng: random.Random, rounds: int = 1) -> bytes:
+def mutate_numbers(
+    data: bytes, marks: Sequence[Mark], rng: random.Random, rounds: int = 1
+) -> bytes:
     """Rewrite up to ``rounds`` marked numbers (lengths and counts more often than values)."""
     if not marks:
         return data
@@ -525,14 +542,18 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
             pos = rng.randrange(len(out))
             out[pos] ^= 1 << rng.randrange(8)
     elif op == 1:
-        out[rng.randrange(len(out))] = rng.choice([0x00, 0x01, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+        out[rng.randrange(len(out))] = rng.choice(
+            [0x00, 0x01, 0x7F, 0x80, 0xFF, rng.randrange(256)]
+        )
     elif op == 2:
         del out[rng.randrange(len(out)) :]
     elif op == 3:
         del out[len(out) - rng.randint(1, min(len(out), 8)) :]
     elif op == 4:
         pos = rng.randint(0, len(out))
-        out[pos:pos] = rng.choice([b"\x00", b"\xff" * 4, b"\x7f\xff\xff\xff", rng.randbytes(rng.randint(1, 16))])
+        out[pos:pos] = rng.choice(
+            [b"\x00", b"\xff" * 4, b"\x7f\xff\xff\xff", rng.randbytes(rng.randint(1, 16))]
+        )
     elif op == 5:
         start = rng.randrange(len(out))
         del out[start : start + rng.randint(1, 16)]
@@ -634,7 +655,11 @@ def message_case(cls: type[Message], version: int, rng: random.Random) -> Case:
         data, marks = encode_marked(
             ApiVersionsResponse(35, [ApiVersionRange(18, 0, rng.randint(-2, 5))]), 0
         )
-    return Case(mutate(data, marks, rng), _decode_message(cls, version, rng.random() < 0.3), f"{cls.__name__} v{version}")
+    return Case(
+        mutate(data, marks, rng),
+        _decode_message(cls, version, rng.random() < 0.3),
+        f"{cls.__name__} v{version}",
+    )
 
 
 def _versions(cls: type[Message]) -> list[int]:
@@ -721,7 +746,11 @@ def record_batch_case(codec: str, rng: random.Random) -> Case:
         )
         label = "header"
     batch = assemble_batch(
-        payload, count, codec_id, base_offset=rng.randint(0, 1 << 40), attributes=rng.choice([0, 0x08, 0x10, 0x20])
+        payload,
+        count,
+        codec_id,
+        base_offset=rng.randint(0, 1 << 40),
+        attributes=rng.choice([0, 0x08, 0x10, 0x20]),
     )
     if header_marks:
         batch = mutate(batch, header_marks, rng)
@@ -841,7 +870,11 @@ def scram_seed(rng: random.Random) -> _ScramSeed:
     mechanism = rng.choice(["SCRAM-SHA-256", "SCRAM-SHA-512"])
     digest = "sha256" if mechanism == "SCRAM-SHA-256" else "sha512"
     salt = SALT if rng.random() < 0.5 else rng.randbytes(rng.choice([1, 16, 32]))
-    nonce = SERVER_NONCE if rng.random() < 0.5 else CLIENT_NONCE + base64.b64encode(rng.randbytes(12)).decode()
+    nonce = (
+        SERVER_NONCE
+        if rng.random() < 0.5
+        else CLIENT_NONCE + base64.b64encode(rng.randbytes(12)).decode()
+    )
     iterations = 4096
     server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={iterations}"
     client = ScramMechanism(mechanism, "user", "pencil", nonce=CLIENT_NONCE)
@@ -875,7 +908,10 @@ def _mutate_scram_text(text: str, rng: random.Random) -> bytes:
             ["", "=", "=3D", "!!!", "é", "\x00", "A" * 3000, parts[index][2:] * 2, "abc=="]
         )
     elif roll < 0.55:
-        parts.insert(rng.randint(0, len(parts)), rng.choice(["m=ext", "x=1", "r=again", "e=other", "", "=", "ab=c"]))
+        parts.insert(
+            rng.randint(0, len(parts)),
+            rng.choice(["m=ext", "x=1", "r=again", "e=other", "", "=", "ab=c"]),
+        )
     elif roll < 0.62 and len(parts) > 1:
         del parts[rng.randrange(len(parts))]
     elif roll < 0.68:
@@ -900,7 +936,11 @@ def sasl_case(pool: list[_ScramSeed], rng: random.Random) -> Case:
         return Case(_mutate_scram_text(seed.server_first, rng), server_first, "scram server-first")
     if roll < 0.7:
         seed = rng.choice(pool)
-        text = seed.server_final if rng.random() < 0.85 else f"e={rng.choice(['invalid-proof', 'other-error', 'x' * 500])}"
+        text = (
+            seed.server_final
+            if rng.random() < 0.85
+            else f"e={rng.choice(['invalid-proof', 'other-error', 'x' * 500])}"
+        )
 
         def server_final(data: bytes, prepared: ScramMechanism = seed.after_first) -> object:
             return copy.copy(prepared).evaluate(data)
@@ -958,7 +998,12 @@ def sasl_case(pool: list[_ScramSeed], rng: random.Random) -> Case:
 
 
 def _sasl_family() -> Family:
-    family = Family("sasl", lambda rng: sasl_case([], rng), allowed=(ProtocolError, AuthenticationError), pool_size=24)
+    family = Family(
+        "sasl",
+        lambda rng: sasl_case([], rng),
+        allowed=(ProtocolError, AuthenticationError),
+        pool_size=24,
+    )
 
     def make(rng: random.Random) -> Case:
         pool = family._pool
@@ -986,4 +1031,3 @@ def build_families() -> dict[str, Family]:
 
 
 FAMILIES = build_families()
-

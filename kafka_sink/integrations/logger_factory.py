@@ -43,9 +43,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
-from kafka_sink.config import header_pairs
+from kafka_sink.config import check_topic, header_pairs
 from kafka_sink.errors import InvalidArgumentError, SinkClosedError
-from kafka_sink.hooks.builtin.partitioners import BUILTIN_PARTITIONERS
 from kafka_sink.hooks.builtin.records import text_bytes
 from kafka_sink.hooks.specs import DeadLetterFunction
 from kafka_sink.integrations.shaping import (
@@ -56,12 +55,18 @@ from kafka_sink.integrations.shaping import (
     parameter_names,
     sink_options_of,
 )
+from kafka_sink.producer.partitioner import (
+    Murmur2Partitioner,
+    Partitioner,
+    RoundRobinPartitioner,
+    StickyPartitioner,
+)
 from kafka_sink.producer.sink import Sink
 
 __all__ = ["KafkaLogger", "KafkaLoggerFactory"]
 
 Header = tuple[str, bytes | None]
-HeadersArgument = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]
+HeadersArgument = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
 
 
 class _FactoryKey:
@@ -74,6 +79,13 @@ class _FactoryKey:
 
 
 _FACTORY_KEY: Final = _FactoryKey()
+
+# The partitioners a factory's own sink can use, named as a handler's are.
+_PARTITIONERS: Mapping[str, Callable[[], Partitioner]] = {
+    "murmur2": Murmur2Partitioner,
+    "sticky": StickyPartitioner,
+    "round_robin": RoundRobinPartitioner,
+}
 
 # Loggers are cached by name: without cache_logger_on_first_use, structlog
 # asks the factory for a logger at every call. Bounded, in case names are
@@ -130,10 +142,12 @@ class KafkaLoggerFactory:
         the logging thread for records refused before they were queued).
 
     Logging never raises and never waits on Kafka: a record that cannot be
-    queued (the factory is closed, the value is not bytes or text) is
-    counted in :meth:`metrics` and reported on stderr (as
-    :meth:`logging.Handler.handleError` does, when
-    :data:`logging.raiseExceptions` is true). Records logged on the sink's
+    queued is counted in :meth:`metrics` (``"closed"`` once the factory is
+    closed; ``"invalid"``, reported on stderr as
+    :meth:`logging.Handler.handleError` does when
+    :data:`logging.raiseExceptions` is true, for headers that are not
+    ``(name, value)`` pairs). A message that is neither bytes nor text is
+    shipped as its text, as :class:`structlog.PrintLogger` prints it. Records logged on the sink's
     own sender thread (a dead-letter function that logs, say) or while the
     same thread is already shipping one are not shipped, and counted in
     ``records_ignored``. After :func:`os.fork` the child ships its own
@@ -146,11 +160,11 @@ class KafkaLoggerFactory:
         "_enqueue",
         "_guard",
         "_host",
+        "_ignored",
         "_key",
         "_ledger",
         "_lock",
         "_loggers",
-        "_ignored",
         "_stalled",
         "_standard_headers",
         "_static_headers",
@@ -173,8 +187,7 @@ class KafkaLoggerFactory:
         sink_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        if not isinstance(topic, str) or not topic:
-            raise InvalidArgumentError("topic", f"must be a non-empty name, got {topic!r}")
+        check_topic(topic)  # now, not at the first event: a mistyped topic fails at startup
         if key is not None and not isinstance(key, (bytes, str)):
             raise InvalidArgumentError("key", f"must be bytes, text or None, got {key!r}")
         if not isinstance(standard_headers, bool):
@@ -188,11 +201,10 @@ class KafkaLoggerFactory:
                 raise InvalidArgumentError(
                     "partitioner", "applies to a sink built here: with sink=, give it to that Sink"
                 )
-            if partitioner not in BUILTIN_PARTITIONERS:
+            if partitioner not in _PARTITIONERS:
                 raise InvalidArgumentError(
                     "partitioner",
-                    f"must be one of {', '.join(map(repr, BUILTIN_PARTITIONERS))}, "
-                    f"got {partitioner!r}",
+                    f"must be one of {', '.join(map(repr, _PARTITIONERS))}, got {partitioner!r}",
                 )
         self.topic = topic
         self._key = text_bytes(key)
@@ -205,12 +217,10 @@ class KafkaLoggerFactory:
             sink,
             sink_options_of(options, sink_options),
             defaults=LOGGING_SINK_DEFAULTS,
-            partitioner=BUILTIN_PARTITIONERS[partitioner or "murmur2"],
+            partitioner=_PARTITIONERS[partitioner or "murmur2"],
             owner=type(self).__name__,
             owner_options=parameter_names(KafkaLoggerFactory.__init__),
         )
-        # Checked now, not at the first event: a mistyped topic fails at startup.
-        self.sink._check_topic(topic)
         self._enqueue = self.sink.enqueue
         self._loggers: dict[object, KafkaLogger] = {}
         self._guard = _Guard()
@@ -418,7 +428,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message``, without a level header."""
@@ -430,7 +440,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message`` with the level header ``debug``."""
@@ -440,7 +450,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message`` with the level header ``info``."""
@@ -450,7 +460,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message`` with the level header ``warning``."""
@@ -462,7 +472,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message`` with the level header ``error``."""
@@ -474,7 +484,7 @@ class KafkaLogger:
         self,
         message: bytes | str,
         *,
-        key: bytes | str | None | _FactoryKey = _FACTORY_KEY,
+        key: bytes | str | _FactoryKey | None = _FACTORY_KEY,
         headers: HeadersArgument | None = None,
     ) -> None:
         """Ship ``message`` with the level header ``critical``."""

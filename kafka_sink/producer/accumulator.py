@@ -827,3 +827,8 @@ def _buffer_full_error(topic: str, config: SinkConfig) -> BufferFullError:
 
 def _closed_error(topic: str) -> DeliveryError:
     return SinkClosedError("the sink is closed", topic=topic)
+
+
+if _speedups is not None:
+    # The compiled fast path reads these classes' slots at their offsets.
+    _speedups.bind_slots(ProducerBatch, DeliveryFuture)

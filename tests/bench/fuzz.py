@@ -77,7 +77,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 
 
 class Watchdog:
-    """Ends the process when one case outlasts ``limit`` seconds (a call into C that never returns)."""
+    """Ends the process when a case outlasts ``limit`` seconds (a C call that never returns)."""
 
     def __init__(self, limit: float) -> None:
         self.limit = limit

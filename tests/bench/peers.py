@@ -48,6 +48,7 @@ __all__ = [
     "Contender",
     "KafkaPythonContender",
     "KafkaSinkContender",
+    "KafkaSinkProduceContender",
     "KafkaSinkPureContender",
     "Settings",
     "SyncContender",
@@ -180,6 +181,8 @@ class KafkaSinkContender(SyncContender):
     label = "kafka_sink (compiled)"
     #: The compiled path, where the extension is built: KAFKA_SINK_PURE unset.
     env: ClassVar[dict[str, str | None]] = {"KAFKA_SINK_PURE": None}
+    #: Sink.enqueue (no future per record) or Sink.produce (a future each).
+    api: ClassVar[str] = "enqueue"
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -223,7 +226,12 @@ class KafkaSinkContender(SyncContender):
         ):
             options["on_buffer_full"] = "block"
         self._sink = kafka_sink.Sink(**options)
-        self._produce = self._sink.produce
+        # Like confluent-kafka's produce(): no object per record, failures
+        # counted (here per batch, in metrics()). The futures of produce()
+        # are measured by the "-produce" contender, and wherever a scenario
+        # keeps the handles.
+        with_futures = self.api == "produce" or settings.keep_handles
+        self._produce = self._sink.produce if with_futures else self._sink.enqueue
         self._topic = settings.topic
 
     def start(self) -> None:
@@ -242,6 +250,8 @@ class KafkaSinkContender(SyncContender):
         return remaining
 
     def failed(self) -> int:
+        if not self._handles:
+            return int(self._sink.metrics().get("records_failed_total", 0))
         failures = 0
         for future in self._handles:
             # A pending record is counted by flush(), not here.
@@ -265,6 +275,14 @@ class KafkaSinkPureContender(KafkaSinkContender):
     name = "kafka_sink-pure"
     label = "kafka_sink (pure)"
     env: ClassVar[dict[str, str | None]] = {"KAFKA_SINK_PURE": "1"}
+
+
+class KafkaSinkProduceContender(KafkaSinkContender):
+    """``Sink.produce``, a delivery future per record, on the compiled path."""
+
+    name = "kafka_sink-produce"
+    label = "kafka_sink produce() (compiled)"
+    api: ClassVar[str] = "produce"
 
 
 # ---------------------------------------------------------------------------
@@ -495,6 +513,7 @@ CONTENDERS: dict[str, type[SyncContender] | type[AsyncContender]] = {
     for contender in (
         KafkaSinkContender,
         KafkaSinkPureContender,
+        KafkaSinkProduceContender,
         ConfluentContender,
         AiokafkaContender,
         KafkaPythonContender,

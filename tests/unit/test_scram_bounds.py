@@ -250,7 +250,9 @@ class BrokenMechanism:
 def test_another_exception_from_a_mechanism_becomes_an_authentication_error() -> None:
     authenticator = SaslAuthenticator(BrokenMechanism(), "kafka1:9094", KAFKA_35)
     authenticator.handle(SaslHandshakeResponse(0, ["SCRAM-SHA-256"]))
-    with pytest.raises(AuthenticationError, match=r"failed on the broker's token \(OverflowError\)"):
+    with pytest.raises(
+        AuthenticationError, match=r"failed on the broker's token \(OverflowError\)"
+    ):
         authenticator.handle(SaslAuthenticateResponse(0, None, b"r=abcdef,s=c2FsdA==,i=4096", 0))
 
 
