@@ -256,6 +256,7 @@ class RecordAccumulator(_AccumulatorBase):
         self._release = self._lock.release
         self._queued = 0
         self._space = threading.Condition(self._lock)
+        self._blocked = 0  # callers waiting in _space for buffer room
         self._idle = threading.Condition(self._lock)
         self._batches: dict[TopicPartition, deque[ProducerBatch]] = {}
         self._pending: dict[str, deque[PendingRecord]] = {}
@@ -431,7 +432,11 @@ class RecordAccumulator(_AccumulatorBase):
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     break
-                self._space.wait(remaining)
+                self._blocked += 1
+                try:
+                    self._space.wait(remaining)
+                finally:
+                    self._blocked -= 1
         if self._used + size <= limit:
             self._used += size
             return True
@@ -684,7 +689,8 @@ class RecordAccumulator(_AccumulatorBase):
             self._muted.discard((batch.topic, batch.partition))
             self._used -= batch.reserved
             self._incomplete -= batch.record_count
-            self._space.notify_all()
+            if self._blocked:  # once per batch: skip the Condition when nobody waits
+                self._space.notify_all()
             self._notify_idle()
 
     def _notify_idle(self) -> None:
@@ -788,6 +794,7 @@ class RecordAccumulator(_AccumulatorBase):
         self._release = self._lock.release
         self._queued = 0
         self._space = threading.Condition(self._lock)
+        self._blocked = 0  # callers waiting in _space for buffer room
         self._idle = threading.Condition(self._lock)
         self._batches = {}
         self._pending = {}

@@ -16,6 +16,7 @@ the parent is unaffected. The sink never logs from its sender thread.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import os
 import threading
@@ -23,7 +24,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka_sink._accel import IMPLEMENTATION
 from kafka_sink._accel import speedups as _speedups
@@ -54,6 +55,8 @@ __all__ = ["SENDER_THREAD_NAME", "Sink"]
 SENDER_THREAD_NAME = "kafka-sink-sender"
 
 HeaderInput = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
+_T = TypeVar("_T")
 
 _live_sinks: weakref.WeakSet[Sink] = weakref.WeakSet()
 
@@ -172,6 +175,12 @@ class Sink:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Sink:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- producing --------------------------------------------------------------------
 
     def produce(
@@ -188,10 +197,29 @@ class Sink:
 
         ``timestamp`` is in milliseconds since the epoch (default: now);
         ``headers`` are ``(name, value)`` pairs or a mapping, values bytes,
-        str or None. ``on_delivery(metadata, error)`` runs on the sender
-        thread once the record is delivered or has finally failed. Invalid
-        arguments raise :class:`~kafka_sink.InvalidArgumentError`; a full
-        buffer or an oversized record fail the future instead.
+        str or None. Invalid arguments raise
+        :class:`~kafka_sink.InvalidArgumentError`; a full buffer or an
+        oversized record fail the future instead.
+
+        The future is a :class:`concurrent.futures.Future`: wait on it with
+        ``result(timeout)``, ``concurrent.futures.wait`` or ``as_completed``,
+        or await it in a coroutine with ``await asyncio.wrap_future(future)``.
+
+        ``on_delivery(metadata, error)`` runs on the sender thread once the
+        record is delivered (a :class:`~kafka_sink.RecordMetadata`, and None)
+        or has finally failed (None, and the
+        :class:`~kafka_sink.DeliveryError`); an exception it raises is counted
+        in ``metrics()["callback_errors"]``. The result comes first, as in
+        the future (``result()``, then ``exception()``) and in
+        ``concurrent.futures``; confluent-kafka's ``on_delivery(err, msg)``
+        puts the error first. Wrap a callback written for confluent-kafka in
+        :func:`kafka_sink.confluent_style` (a callable of two arguments
+        cannot tell which order it expects, so no order is guessed)::
+
+            def delivery_report(err, msg):
+                ...
+
+            sink.produce("logs", b"hello", on_delivery=kafka_sink.confluent_style(delivery_report))
 
         A caller that needs no future per record uses :meth:`enqueue`.
         """
@@ -374,6 +402,27 @@ class Sink:
         self._wakeup()
         thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
 
+    async def flush_async(self, timeout: float | None = None) -> int:
+        """:meth:`flush` for a coroutine: the wait does not block the event loop.
+
+        ``await sink.flush_async(10)`` sends everything buffered now, waits up
+        to ``timeout`` seconds (None: until done) in a thread of its own, and
+        returns how many records are still undelivered. Cancelling the await
+        stops waiting at once; the records are delivered all the same.
+        """
+        return await _off_the_loop(lambda: self.flush(timeout))
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """:meth:`close` for a coroutine: the wait does not block the event loop.
+
+        ``await sink.aclose(10)`` delivers what it can within ``timeout``
+        seconds (None: ``close_timeout_ms``), then stops, as :meth:`close`
+        does; ``async with Sink(...) as sink:`` calls it on the way out.
+        Cancelling the await does not cancel the close, which still ends
+        within its timeout.
+        """
+        await _off_the_loop(lambda: self.close(timeout))
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -423,6 +472,32 @@ class _Unreported:
 
 
 _UNREPORTED = _Unreported()
+
+
+async def _off_the_loop(call: Callable[[], _T]) -> _T:
+    """Run a blocking call in a thread and await its result on the running loop."""
+    # A thread of its own rather than the loop's default executor: that one
+    # may be busy with the application's blocking calls, and a flush queued
+    # behind them would outlast its timeout.
+    import asyncio  # noqa: PLC0415 - only a process that awaits the sink pays for asyncio
+
+    future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        # Running at once, so that a cancelled await cannot cancel the call:
+        # a close must happen even when nobody waits for it any more.
+        wanted = future.set_running_or_notify_cancel()
+        try:
+            result = call()
+        except BaseException as error:  # handed to the awaiting coroutine
+            if wanted:
+                future.set_exception(error)
+        else:
+            if wanted:
+                future.set_result(result)
+
+    threading.Thread(target=run, name="kafka-sink-wait", daemon=True).start()
+    return await asyncio.wrap_future(future)
 
 
 def _default_network(config: SinkConfig) -> Network:

@@ -516,6 +516,34 @@ def _builder_args(
     compression_level: int | None = None,
 ) -> tuple[Compression, int, int | None]:
     """A builder's codec, size bound and level, checked (both builders call this)."""
+    # A producer opens a builder per batch with the same three arguments:
+    # checked once, then remembered (keyed by type too: True == 1).
+    key = (
+        type(compression),
+        compression,
+        type(max_bytes),
+        max_bytes,
+        type(compression_level),
+        compression_level,
+    )
+    try:
+        return _CHECKED_BUILDER_ARGS[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable (and so invalid) argument
+        pass
+    checked = _check_builder_args(compression, max_bytes, compression_level)
+    if len(_CHECKED_BUILDER_ARGS) < 64:
+        _CHECKED_BUILDER_ARGS[key] = checked
+    return checked
+
+
+_CHECKED_BUILDER_ARGS: dict[tuple[object, ...], tuple[Compression, int, int | None]] = {}
+
+
+def _check_builder_args(
+    compression: Compression | str | int,
+    max_bytes: int,
+    compression_level: int | None,
+) -> tuple[Compression, int, int | None]:
     if not isinstance(compression, Compression):
         if isinstance(compression, str):
             compression = Compression.from_name(compression)

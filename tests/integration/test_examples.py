@@ -123,6 +123,17 @@ def run_example(script: str, bootstrap_servers: str | None = None) -> str:
             ],
             id="app_events",
         ),
+        pytest.param(
+            "asyncio_app.py",
+            [
+                "undelivered after flush_async: 0",
+                "served 12 requests: 9 x 200, 3 x 404",
+                "12 of 12 log records read back from web-logs",
+                "key b'r-1': GET /products 200",
+                "12 of 12 page views read back from page-views, each where its response said: True",
+            ],
+            id="asyncio_app",
+        ),
     ],
 )
 def test_example(script: str, expected: list[str]) -> None:
@@ -205,6 +216,21 @@ def _parts(record: ConsumedRecord, fields: Sequence[str]) -> tuple[Any, ...]:
         else:
             parts.append(_json(record).get(field))
     return tuple(parts)
+
+
+def _page_view(number: int) -> tuple[bytes, str]:
+    """The key and the page view (JSON) of request ``number`` of asyncio_app.py."""
+    path = ("/", "/products", "/cart", "/missing")[number % 4]
+    status = 404 if path == "/missing" else 200
+    view = {"request_id": f"r-{number}", "path": path, "status": status}
+    return f"r-{number}".encode(), json.dumps(view, separators=(",", ":"))
+
+
+def _request_log(number: int) -> tuple[bytes, str, str]:
+    """The key, message and level of the log record of request ``number`` of asyncio_app.py."""
+    key, view = _page_view(number)
+    fields = json.loads(view)
+    return key, f"GET {fields['path']} {fields['status']}", "INFO"
 
 
 def _placed(order: str, user: str, cents: int, currency: str, items: list[str]) -> str:
@@ -344,6 +370,18 @@ SENT: list[Any] = [
             ]
         },
         id="app_events",
+    ),
+    pytest.param(
+        "asyncio_app.py",
+        ("message", "level"),
+        {"web-logs": [_request_log(n) for n in range(12)]},
+        id="asyncio_app_logs",
+    ),
+    pytest.param(
+        "asyncio_app.py",
+        ("value",),
+        {"page-views": [_page_view(n) for n in range(12)]},
+        id="asyncio_app_page_views",
     ),
 ]
 
