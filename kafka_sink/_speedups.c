@@ -1600,6 +1600,52 @@ static PyTypeObject CoreType = {
 };
 
 /* ------------------------------------------------------------------------- */
+/* plain_json: where orjson writes exactly what the stdlib's json writes      */
+/* ------------------------------------------------------------------------- */
+
+/* 1 when ``obj`` holds only None, bool, int, str, and lists, tuples and dicts
+ * with str keys of those (exact types, nested at most 64 deep): values that
+ * orjson and kafka_sink.serialization's stdlib encoder write byte for byte
+ * alike. Floats are not (1e+16 against 1e16, NaN), nor anything written
+ * through a default hook. */
+static int
+plain(PyObject *obj, int depth)
+{
+    if (obj == Py_None || obj == Py_True || obj == Py_False || PyUnicode_CheckExact(obj))
+        return 1;
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        PyLong_AsLongLongAndOverflow(obj, &overflow);
+        return !overflow;
+    }
+    if (depth >= 64)
+        return 0;
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+        PyObject **items = PySequence_Fast_ITEMS(obj);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!plain(items[i], depth + 1))
+                return 0;
+        return 1;
+    }
+    if (PyDict_CheckExact(obj)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(obj, &pos, &key, &value))
+            if (!PyUnicode_CheckExact(key) || !plain(value, depth + 1))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+py_plain_json(PyObject *module, PyObject *obj)
+{
+    return PyBool_FromLong(plain(obj, 0));
+}
+
+/* ------------------------------------------------------------------------- */
 /* configure()                                                                */
 /* ------------------------------------------------------------------------- */
 
@@ -1620,6 +1666,8 @@ static PyMethodDef module_methods[] = {
      "Hand over the pure-Python helpers (called once by kafka_sink.protocol.records)."},
     {"bind_slots", py_bind_slots, METH_VARARGS,
      "bind_slots(ProducerBatch, DeliveryFuture): where their fields are (called once)."},
+    {"plain_json", py_plain_json, METH_O,
+     "plain_json(value) -> bool: orjson writes it as the stdlib's json does."},
     {"crc32c", py_crc32c, METH_VARARGS, "crc32c(data, crc=0) -> int: CRC-32C (Castagnoli)."},
     {"murmur2", py_murmur2, METH_O, "murmur2(data) -> int: Kafka's murmur2, signed 32-bit."},
     {"partition_for_key", (PyCFunction)(void (*)(void))py_partition_for_key, METH_FASTCALL,

@@ -459,6 +459,9 @@ class ConnectionConfig:
 _ACKS = {0: 0, 1: 1, -1: -1, "all": -1, "0": 0, "1": 1, "-1": -1}
 _CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 _BUFFER_FULL = ("block", "drop_newest", "drop_oldest")
+_SPOOL_FSYNC = ("never", "interval", "always")
+# A segment must hold its 64-byte header and a few records.
+_MIN_SPOOL_SEGMENT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +499,16 @@ class SinkConfig:
       ``retry_backoff_ms``) for two minutes before it is reported failed.
     - ``close_timeout_ms=5000``: ``close()`` without a timeout, and the
       interpreter's exit, wait at most five seconds for delivery.
+    - ``spool_dir=None``: records are kept in memory only. Naming a
+      directory writes every record to append-only segment files there as it
+      is produced, so that it survives a Kafka outage longer than the buffer,
+      a crash of the process and a restart, and is delivered once
+      (docs/spool.md). ``spool_max_bytes`` (1 GiB) bounds the disk it takes,
+      with the ``on_buffer_full`` policy; ``spool_segment_bytes`` (16 MiB) is
+      the size of one segment file; ``spool_fsync`` says when the files are
+      forced to the disk: ``"never"`` (by the operating system),
+      ``"interval"`` (every ``spool_fsync_interval_ms``, 1 s) or ``"always"``
+      (before ``produce()`` returns).
     """
 
     bootstrap_servers: tuple[BrokerAddress, ...]
@@ -518,6 +531,11 @@ class SinkConfig:
     metadata_max_age_ms: float = 300000.0
     close_timeout_ms: float = 5000.0
     ip_version: int | None = None
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    spool_segment_bytes: int = 16 * 1024 * 1024
+    spool_fsync: str = "interval"
+    spool_fsync_interval_ms: float = 1000.0
     security: SecurityConfig = SecurityConfig()
 
     def __post_init__(self) -> None:
@@ -572,7 +590,35 @@ class SinkConfig:
                 raise InvalidArgumentError(
                     "max_in_flight", "must be at most 5 when enable_idempotence is True"
                 )
+        self._check_spool()
         _check_security(self.security)
+
+    def _check_spool(self) -> None:
+        spool_dir = self.spool_dir
+        if spool_dir is not None:
+            if not isinstance(spool_dir, (str, os.PathLike)):
+                raise InvalidArgumentError(
+                    "spool_dir", f"must be a directory path, got {type(spool_dir).__name__}"
+                )
+            path = os.fspath(spool_dir)
+            if not isinstance(path, str) or not path:
+                raise InvalidArgumentError(
+                    "spool_dir", f"must be a non-empty path, got {spool_dir!r}"
+                )
+            object.__setattr__(self, "spool_dir", path)
+        check_int(self.spool_segment_bytes, "spool_segment_bytes", _MIN_SPOOL_SEGMENT)
+        check_int(self.spool_max_bytes, "spool_max_bytes", 1)
+        if self.spool_max_bytes < 2 * self.spool_segment_bytes:
+            raise InvalidArgumentError(
+                "spool_max_bytes",
+                f"must be at least twice spool_segment_bytes ({self.spool_segment_bytes}), "
+                f"got {self.spool_max_bytes}",
+            )
+        if self.spool_fsync not in _SPOOL_FSYNC:
+            raise InvalidArgumentError(
+                "spool_fsync", f"must be one of {', '.join(_SPOOL_FSYNC)}, got {self.spool_fsync!r}"
+            )
+        check_positive_number(self.spool_fsync_interval_ms, "spool_fsync_interval_ms")
 
     @classmethod
     def build(

@@ -51,6 +51,7 @@ __all__ = [
     "RequestTimeoutError",
     "SendError",
     "SinkClosedError",
+    "SpoolError",
     "TlsAuthenticationError",
     "TlsError",
     "UnsupportedVersionError",
@@ -80,6 +81,7 @@ class ErrorCode(enum.IntEnum):
     DELIVERY_TIMEOUT = -1023
     SINK_CLOSED = -1024
     WAIT_TIMEOUT = -1025
+    SPOOL = -1030
 
 
 class KafkaSinkError(Exception):
@@ -316,6 +318,19 @@ class SinkClosedError(DeliveryError):
 
     default_code = ErrorCode.SINK_CLOSED
     reason = "closed"
+
+
+class SpoolError(KafkaSinkError):
+    """The durable spool (``spool_dir``) cannot be used as configured.
+
+    Raised when a :class:`~kafka_sink.Sink` opens its spool: the directory
+    cannot be created or written (a read-only file system, no permission),
+    the disk has no room for a first segment, or a segment was written by a
+    newer version of the spool format. ``path`` names the file or directory.
+    Nothing in the spool is changed or deleted when it is raised.
+    """
+
+    default_code = ErrorCode.SPOOL
 
 
 if sys.version_info >= (3, 11):

@@ -58,10 +58,11 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Container, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, MutableMapping
 from types import TracebackType
 from typing import Any, Literal, NoReturn
 
+from kafka_sink._accel import speedups as _speedups
 from kafka_sink.errors import InvalidArgumentError
 
 __all__ = [
@@ -247,6 +248,25 @@ _encode = json.JSONEncoder(
 ).encode
 
 
+def _load_orjson() -> Callable[[Any], bytes] | None:
+    """orjson's dumps, where orjson is installed and the compiled path runs."""
+    if _speedups is None:
+        return None
+    try:
+        import orjson  # noqa: PLC0415 - optional (kafka_sink[orjson])
+    except ImportError:
+        return None
+    dumps: Callable[[Any], bytes] = orjson.dumps
+    return dumps
+
+
+# orjson writes a record about ten times faster than the stdlib's encoder, and
+# byte for byte alike for the values plain_json() accepts (no float: orjson
+# writes 1e16 where json writes 1e+16; nothing through a default hook).
+_orjson_dumps = _load_orjson()
+_plain_json = None if _speedups is None else _speedups.plain_json
+
+
 def to_json_bytes(value: object) -> bytes:
     """``value`` as compact JSON in UTF-8; never raises, and the bytes are always valid UTF-8.
 
@@ -259,6 +279,16 @@ def to_json_bytes(value: object) -> bytes:
         >>> to_json_bytes({"n": 1, "raw": b"\\xff", "nan": float("nan")})
         b'{"n":1,"raw":"\\\\xff","nan":"nan"}'
     """
+    if _orjson_dumps is not None and _plain_json is not None and _plain_json(value):
+        try:
+            return _orjson_dumps(value)
+        except Exception:  # a lone surrogate: the stdlib path escapes it
+            pass
+    return _stdlib_json_bytes(value)
+
+
+def _stdlib_json_bytes(value: object) -> bytes:
+    """:func:`to_json_bytes` through the stdlib's encoder: the reference."""
     try:
         text = _encode(value)
     except Exception:

@@ -26,8 +26,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # After a graceful shutdown uvicorn ends the process by raising the signal
     # it received again, and a process killed by a signal runs no exit hooks:
     # the handler's flush at exit would not happen. Deliver what is buffered
-    # now (bounded by the handler's close_timeout_ms), off the event loop.
-    for handler in log.handlers:
+    # now (bounded by the handler's close_timeout_ms), off the event loop: the
+    # handler uvicorn_logging.json gives to "shop" is the one uvicorn's loggers use.
+    for handler in logging.getLogger("shop").handlers:
         await asyncio.to_thread(handler.flush)
 
 

@@ -73,16 +73,18 @@ def main() -> int:
 
     docs = [json.loads(record.value or b"") for record in records]
     print(f"\nread back from {TOPIC}: {len(records)} records")
-    for record, doc in zip(records, docs):
-        if doc["logger"] != "uvicorn.error" or doc["level"] != "INFO":
-            print(f"  key {record.key!r}: {doc['level']} {doc['logger']}: {doc['message']}")
+    for record, doc in zip(records, docs, strict=True):
+        print(f"  key {record.key!r}: {doc['level']} {doc['logger']}: {doc['message'].strip()}")
     by_logger = Counter(doc["logger"] for doc in docs)
     print(f"records per logger: {dict(sorted(by_logger.items()))}")
     errors = [doc for doc in docs if doc["logger"] == "uvicorn.error" and doc["level"] == "ERROR"]
     traceback_shipped = len(errors) == 1 and "the inventory service is down" in errors[0].get(
         "exception", ""
     )
+    # Logged before the lifespan's flush, so delivered before the process ended.
+    flushed = any(doc["message"] == "Waiting for application shutdown." for doc in docs)
     print(f"statuses: {statuses}; server exit status: {status}")
+    print(f"the records logged during the shutdown arrived: {flushed}")
     print(f"the unhandled exception's traceback arrived: {traceback_shipped}")
     ok = (
         statuses == [200] * ITEMS + [500]
@@ -90,6 +92,7 @@ def main() -> int:
         and by_logger["shop.api"] == ITEMS
         and by_logger["uvicorn.access"] == ITEMS + 1
         and traceback_shipped
+        and flushed
     )
     return 0 if ok else 1
 

@@ -36,7 +36,6 @@ ever puts a password into a message, a repr or an exception.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -341,7 +340,7 @@ class ScramMechanism:
             )
         try:
             salt = base64.b64decode(attributes.get("s", ""), validate=True)
-        except ValueError:  # binascii.Error, or text that is not ASCII
+        except ValueError:  # not base64 (binascii.Error), or text that is not ASCII
             raise self._fail(
                 "malformed salt or iteration count in SCRAM server-first (the salt is not base64)"
             ) from None
@@ -367,7 +366,7 @@ class ScramMechanism:
             raise self._fail(f"the broker ended SCRAM with error {_quote(attributes['e'])}")
         try:
             verifier = base64.b64decode(attributes.get("v", ""), validate=True)
-        except ValueError:  # binascii.Error, or text that is not ASCII
+        except ValueError:  # not base64 (binascii.Error), or text that is not ASCII
             raise self._fail("malformed signature in SCRAM server-final") from None
         if not hmac.compare_digest(verifier, self._server_signature):
             raise self._fail(

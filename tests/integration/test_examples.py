@@ -104,6 +104,17 @@ def run_example(script: str, bootstrap_servers: str | None = None) -> str:
             id="structlog_stdlib",
         ),
         pytest.param(
+            "structlog_logger_factory.py",
+            [
+                "renderer: JSONRenderer(serializer=orjson.dumps) (bytes)",  # in the test extra
+                "delivered: 4",
+                "4 of 4 events read back",
+                "key b'u-42' headers {'level': 'warning', 'logger': 'shop', 'host'",
+                '"exception": "KeyError: \'SPRING10\'"',
+            ],
+            id="structlog_logger_factory",
+        ),
+        pytest.param(
             "custom_plugin/use_plugin.py",
             [
                 "records per topic: {'app-logs': 2, 'audit-logs': 1}; secrets leaked: 0",
@@ -326,6 +337,19 @@ SENT: list[Any] = [
             ]
         },
         id="structlog_stdlib",
+    ),
+    pytest.param(
+        "structlog_logger_factory.py",
+        ("event", "level", "header:level", "header:logger", "header:request_id"),
+        {
+            "app-events": [
+                (b"u-42", "user_logged_in", "info", "info", "shop", "r-17"),
+                (b"u-42", "cart_abandoned", "warning", "warning", "shop", "r-17"),
+                (b"u-42", "coupon_lookup_failed", "error", "error", "shop", "r-17"),
+                (b"u-7", "report_ready", "info", "info", "shop", None),
+            ]
+        },
+        id="structlog_logger_factory",
     ),
     pytest.param(
         "custom_plugin/use_plugin.py",

@@ -24,14 +24,20 @@ ROOT = Path(__file__).resolve().parents[2]
 VERSION = "0.1.0"
 
 
-def run(command: list[str | Path], *, cwd: Path | None = None, timeout: float = 180) -> str:
+def run(
+    command: list[str | Path],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 180,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     # The children must not find this checkout: no PYTHONPATH, and a working
     # directory outside it.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     done = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
-        env=env,
+        env={**env, **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -60,6 +66,9 @@ def test_the_sdist_carries_the_sources_and_the_documents(dist: Path) -> None:
         "kafka_sink/__init__.py",
         "kafka_sink/py.typed",
         "kafka_sink/options.py",
+        "setup.py",
+        "kafka_sink/_speedups.c",
+        "kafka_sink/_speedups.pyi",
     ):
         assert name in names, name
     assert not any(name.startswith(("tests/", "plugins/", "examples/")) for name in names)
@@ -102,10 +111,35 @@ def test_the_wheel_installs_in_a_fresh_venv_and_imports(dist: Path, tmp_path: Pa
             "print(kafka_sink.__file__)\n"
             "print(importlib.metadata.version('kafka-sink'))\n"
             "print(kafka_sink.KafkaHandler.__name__, kafka_sink.Sink.__name__)\n"
-            "print(importlib.metadata.metadata('kafka-sink')['License-Expression'])\n",
+            "print(importlib.metadata.metadata('kafka-sink')['License-Expression'])\n"
+            "print(kafka_sink.IMPLEMENTATION)\n",
         ],
         cwd=tmp_path,
     ).splitlines()
     assert Path(out[0]).is_relative_to(venv), out
-    assert out[1:] == [VERSION, "KafkaHandler Sink", "Apache-2.0"]
+    assert out[1:5] == [VERSION, "KafkaHandler Sink", "Apache-2.0", "compiled"]
     assert "usage: kafka-sink" in run([venv / "bin" / "kafka-sink", "--help"], cwd=tmp_path)
+
+
+def test_without_a_compiler_the_install_succeeds_and_runs_the_pure_path(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", out, ROOT],
+        cwd=tmp_path,
+        timeout=240,
+        extra_env={"CC": "false", "LDSHARED": "false"},  # every compiler call fails
+    )
+    (wheel,) = out.glob("kafka_sink-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if name.endswith(".so")]
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
+    python = venv / "bin" / "python"
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel])
+    code = (
+        "import kafka_sink\n"
+        "sink = kafka_sink.Sink('127.0.0.1:1')\n"
+        "print(kafka_sink.IMPLEMENTATION, sink.metrics()['implementation'])\n"
+        "sink.close(0)\n"
+    )
+    assert run([python, "-c", code], cwd=tmp_path).split() == ["pure", "pure"]
