@@ -138,8 +138,10 @@ class KafkaLoggerFactory:
         does), ``"sticky"`` or ``"round_robin"``, for a Sink built here.
     ``dead_letter``
         A function told of each record that could not be delivered, as a
-        :class:`~kafka_sink.DeadLetter` (on the sink's sender thread, or on
-        the logging thread for records refused before they were queued).
+        :class:`~kafka_sink.DeadLetter` whose ``value`` is the rendered event
+        (its ``record`` is None: the event dict is gone once rendered); on
+        the sink's sender thread, or on the logging thread for records
+        refused before they were queued.
 
     Logging never raises and never waits on Kafka: a record that cannot be
     queued is counted in :meth:`metrics` (``"closed"`` once the factory is
@@ -292,6 +294,9 @@ class KafkaLoggerFactory:
             self._ignore("reentrant")
             return
         guard.busy = True
+        # A dead letter's record is what the application logged, a LogRecord or
+        # an event dict: here only the rendered value is known, and it is the
+        # letter's value.
         value = record_key = None
         try:
             value = message if type(message) is bytes else text_bytes(message)
@@ -300,14 +305,14 @@ class KafkaLoggerFactory:
                 headers = (*headers, *header_pairs(more_headers))
             if self._closed:
                 closed = SinkClosedError("the logger factory is closed", topic=self.topic)
-                self._ledger.fail("closed", closed, message, self.topic, record_key, value, headers)
+                self._ledger.fail("closed", closed, None, self.topic, record_key, value, headers)
                 return
             # No future and no callback per record: the ledger is told per batch.
             self._enqueue(self.topic, value, record_key, None, None, headers, self._ledger)
         except SinkClosedError as error:  # a shared sink its owner closed
-            self._ledger.fail("closed", error, message, self.topic, record_key, value, headers)
+            self._ledger.fail("closed", error, None, self.topic, record_key, value, headers)
         except Exception as error:
-            self._ledger.fail("invalid", error, message, self.topic, record_key, value, headers)
+            self._ledger.fail("invalid", error, None, self.topic, record_key, value, headers)
             _report_error()
         finally:
             guard.busy = False

@@ -25,7 +25,9 @@ the metadata and assigns them a partition.
 
 from __future__ import annotations
 
+import bisect
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,9 +48,12 @@ from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.protocol.codecs import Compression
 from kafka_sink.protocol.records import BATCH_HEADER_SIZE, BatchBuilder, Header, decode_batches
 
-__all__ = ["PendingRecord", "ProducerBatch", "RecordAccumulator"]
+__all__ = ["PendingRecord", "ProducerBatch", "RecordAccumulator", "SpoolFull"]
 
 TopicPartition = tuple[str, int]
+
+if TYPE_CHECKING:
+    from kafka_sink.producer.spool import LoadedRecord, Spool
 
 # The compiled fields of the accumulator, or none (the pure path).
 # (mypy checks the pure shape; the C fields have the same names and types.)
@@ -64,6 +69,16 @@ RECORD_OVERHEAD = 128
 #: Bytes a record adds to a request beyond its key, value and headers (varints,
 #: attributes): used to reject a record that cannot fit any request.
 _RECORD_WIRE_OVERHEAD = 32
+
+
+class SpoolFull(Exception):
+    """A spool cannot take a record (``reason``: ``spool_full``, ``spool_disk_full``,
+    ``spool_io_error``); raised by the spool's writer, handled by the accumulator."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Sequence[Header]) -> int:
@@ -91,6 +106,7 @@ class ProducerBatch:
         "created",
         "futures",
         "partition",
+        "pinned",
         "producer_epoch",
         "producer_id",
         "reports",
@@ -98,6 +114,9 @@ class ProducerBatch:
         "retry_at",
         "sealed",
         "sequence",
+        "spool_ids",
+        "spool_log",
+        "spool_serial",
         "topic",
         "wire",
     )
@@ -125,6 +144,13 @@ class ProducerBatch:
         self.producer_id = -1
         self.producer_epoch = -1
         self.wire: bytes | None = None
+        # With a spool: the log the records are in, their ids there, the
+        # batch's number in that log's journal, and whether its producer
+        # fields come from a replayed journal (sent again exactly as they were).
+        self.spool_log: Any = None
+        self.spool_ids: array[int] | None = None
+        self.spool_serial = -1
+        self.pinned = False
 
     def __repr__(self) -> str:
         return (
@@ -219,6 +245,8 @@ class PendingRecord:
     reserved: int
     created: float
     partition: int | None = None
+    spool_id: int = -1
+    spool_log: Any = None
 
 
 class RecordAccumulator(_AccumulatorBase):
@@ -267,6 +295,7 @@ class RecordAccumulator(_AccumulatorBase):
         self._flushing = 0
         self._closing = False
         self._drain_start = 0
+        self._spool: Spool | None = None
 
     # -- callers' threads ---------------------------------------------------------
 
@@ -499,8 +528,14 @@ class RecordAccumulator(_AccumulatorBase):
         future: DeliveryFuture | None,
         size: int,
         report: DeliveryReport | None = None,
+        spool_id: int = -1,
+        spool_log: Any = None,
     ) -> bool:
-        """Encode into the partition's open batch; True when the sender should look."""
+        """Encode into the partition's open batch; True when the sender should look.
+
+        A spooled record (``spool_log`` set) joins only a batch of records of
+        the same log: a batch's journal entries live in one log.
+        """
         tp = (topic, partition)
         queue = self._batches.get(tp)
         if queue is None:
@@ -510,6 +545,7 @@ class RecordAccumulator(_AccumulatorBase):
         if (
             batch is None
             or batch.sealed
+            or batch.spool_log is not spool_log
             or not batch.builder.append(timestamp, key, value, headers)
         ):
             batch = ProducerBatch(
@@ -523,8 +559,15 @@ class RecordAccumulator(_AccumulatorBase):
             batch.builder.append(timestamp, key, value, headers)
             queue.append(batch)
             fresh = True
+            if spool_log is not None:
+                batch.spool_log = spool_log
+                batch.spool_ids = array("q")
         batch.add(future, report)
         batch.reserved += size
+        if spool_log is not None:
+            ids = batch.spool_ids
+            assert ids is not None
+            ids.append(spool_id)
         # Wake the sender for a new batch (a new linger deadline) or a full one.
         return fresh
 
@@ -580,6 +623,9 @@ class RecordAccumulator(_AccumulatorBase):
                     record.headers,
                     record.future,
                     record.reserved,
+                    None,
+                    record.spool_id,
+                    record.spool_log,
                 )
 
     def fail_pending(self, topic: str, error: DeliveryError) -> list[DeliveryFuture]:
@@ -744,6 +790,371 @@ class RecordAccumulator(_AccumulatorBase):
             self._space.notify_all()
             self._notify_idle()
         return taken
+
+    # -- with a spool (kafka_sink/producer/spool.py) --------------------------------
+
+    def attach_spool(self, spool: Spool) -> None:
+        """Write every record to ``spool`` before it is buffered, and replay what it holds.
+
+        The sealed batches of adopted logs go first in their partitions; the
+        rest of those logs is read back by :meth:`load_spooled`.
+        """
+        with self._lock:
+            self._spool = spool
+            # An instance attribute shadows the method: callers bound to
+            # ``accumulator.append`` after this take the spooled path.
+            self.append = self._append_spooled  # type: ignore[method-assign]
+            for batch in spool.pinned:
+                queue = self._batches.setdefault((batch.topic, batch.partition), deque())
+                queue.append(batch)
+                self._used += batch.reserved
+                self._incomplete += batch.record_count
+            spool.pinned = []
+            self._incomplete += spool.backlog
+
+    def _append_spooled(
+        self,
+        topic: str,
+        partition: int | None,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        future: DeliveryFuture | None,
+        explicit: bool = False,
+        report: DeliveryReport | None = None,
+    ) -> None:
+        """:meth:`append` with a spool: the record is in the spool when this returns.
+
+        While the buffer has room and nothing older waits on disk, the record
+        also goes to its batch; otherwise it stays on disk only until
+        :meth:`load_spooled` reads it back. The ``on_buffer_full`` policy
+        applies to the spool's own bound, ``spool_max_bytes``.
+        """
+        if headers:
+            payload = record_size(key, value, headers)
+        else:
+            payload = (0 if key is None else len(key)) + (0 if value is None else len(value))
+        if payload > self._max_record:
+            if future is None:
+                future = _reported(report, timestamp, topic, key, value, headers)
+            self._refuse_too_large(topic, payload, future)
+            return
+        size = payload + RECORD_OVERHEAD
+        spool = self._spool
+        assert spool is not None
+        log = spool.primary
+        assert log is not None
+        wake = False
+        self._acquire()
+        try:
+            if self._closing:
+                if future is None:
+                    future = _reported(report, timestamp, topic, key, value, headers)
+                self._metrics.dropped["closed"] += 1
+                self._doomed.append((future, _closed_error(topic)))
+                wake = True
+                return
+            direct = spool.direct and self._used + size <= self._buffer_limit
+            if spool.direct and not direct:
+                # From this record on, records wait on disk until memory frees.
+                spool.direct = False
+                log.start_backlog()
+                wake = True
+            chosen = partition if explicit else None
+            try:
+                record_id = log.write_record(topic, chosen, timestamp, key, value, headers)
+            except SpoolFull as full:
+                record_id = self._spool_full(
+                    full, log, topic, chosen, timestamp, key, value, headers
+                )
+                if record_id < 0:
+                    if future is None:
+                        future = _reported(report, timestamp, topic, key, value, headers)
+                    self._metrics.dropped[f"{full.reason}_{self._config.on_buffer_full}"] += 1
+                    error = BufferFullError(
+                        f"record dropped: {full.message} "
+                        f"(on_buffer_full={self._config.on_buffer_full!r})",
+                        topic=topic,
+                    )
+                    self._doomed.append((future, error))
+                    wake = True
+                    return
+                direct = spool.direct and self._used + size <= self._buffer_limit
+            self._queued += 1
+            self._incomplete += 1
+            if not direct:
+                spool.spill(record_id, future, report)
+                return
+            self._used += size
+            pending = self._pending.get(topic)
+            if partition is None or pending:
+                if pending is None:
+                    pending = self._pending[topic] = deque()
+                    wake = True
+                if future is None:
+                    future = _reported(report, timestamp, topic, key, value, headers)
+                pending.append(
+                    PendingRecord(
+                        timestamp,
+                        key,
+                        value,
+                        headers,
+                        future,
+                        size,
+                        self._clock(),
+                        chosen,
+                        record_id,
+                        log,
+                    )
+                )
+                return
+            wake = self._place(
+                topic,
+                partition,
+                timestamp,
+                key,
+                value,
+                headers,
+                future,
+                size,
+                report,
+                record_id,
+                log,
+            )
+        finally:
+            self._release()
+            if wake:
+                self._wakeup()
+
+    def _spool_full(
+        self,
+        full: SpoolFull,
+        log: Any,
+        topic: str,
+        partition: int | None,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+    ) -> int:
+        """Apply ``on_buffer_full`` to a full spool (under the lock); the record's id or -1."""
+        policy = self._config.on_buffer_full
+        if full.reason == "spool_full" and policy == "block":
+            deadline = self._clock() + self._config.max_block_ms / 1000.0
+            while not self._closing:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                self._blocked += 1
+                try:
+                    self._space.wait(remaining)
+                finally:
+                    self._blocked -= 1
+                try:
+                    return int(log.write_record(topic, partition, timestamp, key, value, headers))
+                except SpoolFull as again:
+                    full.reason, full.message = again.reason, again.message
+        elif full.reason == "spool_full" and policy == "drop_oldest" and self._evict_for_spool():
+            try:
+                return int(log.write_record(topic, partition, timestamp, key, value, headers))
+            except SpoolFull as again:
+                full.reason, full.message = again.reason, again.message
+        return -1
+
+    def _evict_for_spool(self) -> bool:
+        """drop_oldest with a full spool: evict never-sent records that free whole segments.
+
+        A segment is deleted once all its records are resolved, so only a
+        segment whose every unresolved record sits in an unsent batch or in a
+        pending queue can be freed; one that holds a record on disk only, or
+        in a batch that may have been sent, is left. Returns whether any
+        record was evicted.
+        """
+        spool = self._spool
+        assert spool is not None
+        error = BufferFullError(
+            "evicted by a newer record: the spool was full (on_buffer_full='drop_oldest')"
+        )
+        evicted = False
+        for log in spool.logs():
+            cursor = log.cursor
+            for segment in list(log.segments):
+                if not segment.closed or segment.resolved >= segment.count:
+                    continue
+                low, high = segment.base, segment.base + segment.count
+                if cursor is not None and cursor.next_id < high:
+                    break  # from here on, records are on disk only
+                batches: list[tuple[TopicPartition, ProducerBatch]] = []
+                waiting: list[tuple[str, PendingRecord]] = []
+                found = 0
+                for tp, queue in self._batches.items():
+                    for batch in queue:
+                        ids = batch.spool_ids
+                        if batch.spool_log is not log or ids is None or batch.sealed:
+                            continue
+                        if batch.sequence is not None or ids[0] >= high or ids[-1] < low:
+                            continue
+                        batches.append((tp, batch))
+                        found += bisect.bisect_left(ids, high) - bisect.bisect_left(ids, low)
+                for topic, queue_p in self._pending.items():
+                    for record in queue_p:
+                        if record.spool_log is log and low <= record.spool_id < high:
+                            waiting.append((topic, record))
+                            found += 1
+                if found != segment.count - segment.resolved:
+                    continue
+                for tp, batch in batches:
+                    self._batches[tp].remove(batch)
+                    self._used -= batch.reserved
+                    for future in batch.futures:
+                        self._doom(future, error)
+                    records = batch.undelivered() if batch.reports else []
+                    for report, first, count in batch.reports:
+                        for lost in records[first : first + count]:
+                            self._doom(_reported(report, 0, *_fields(lost)), error)
+                    assert batch.spool_ids is not None
+                    spool.dropped(log, batch.spool_ids)
+                for topic, record in waiting:
+                    self._pending[topic].remove(record)
+                    self._used -= record.reserved
+                    self._doom(record.future, error)
+                    spool.dropped(log, array("q", [record.spool_id]))
+                evicted = True
+                if spool.has_room():
+                    return True
+        return evicted
+
+    def load_spooled(
+        self,
+        partition_counts: dict[str, int],
+        choose: Callable[[str, bytes | None, bytes | None, int], int],
+    ) -> bool:
+        """Read records that are on disk only back into batches (sender thread).
+
+        As many as the buffer has room for, oldest first: adopted logs, then
+        this Sink's own records that were written while the buffer was full.
+        Returns True when it placed any.
+        """
+        spool = self._spool
+        if spool is None or spool.direct:
+            return False
+        room = self._buffer_limit - self._used
+        records: list[LoadedRecord] = spool.read_backlog(room, 4096) if room > 0 else []
+        self._acquire()
+        try:
+            for record in records:
+                self._place_loaded(spool, record, partition_counts, choose)
+            if spool.backlog_done():
+                spool.stop_backlog()
+        finally:
+            self._release()
+        return bool(records)
+
+    def _place_loaded(
+        self,
+        spool: Spool,
+        record: LoadedRecord,
+        partition_counts: dict[str, int],
+        choose: Callable[[str, bytes | None, bytes | None, int], int],
+    ) -> None:
+        if record.log.primary:
+            future, report = spool.take_owner(record.record_id)
+        else:
+            future, report = None, spool.replay_report
+            spool.replayed_records += 1
+        spool.backlog -= 1
+        size = record.size + RECORD_OVERHEAD
+        self._used += size
+        topic = record.topic
+        partition = record.partition
+        pending = self._pending.get(topic)
+        if partition is None and not pending:
+            count = partition_counts.get(topic)
+            if count:
+                partition = choose(topic, record.key, record.value, count)
+        if partition is None or pending:
+            if pending is None:
+                pending = self._pending[topic] = deque()
+            if future is None:
+                future = _reported(
+                    report, record.timestamp, topic, record.key, record.value, record.headers
+                )
+            pending.append(
+                PendingRecord(
+                    record.timestamp,
+                    record.key,
+                    record.value,
+                    record.headers,
+                    future,
+                    size,
+                    self._clock(),
+                    record.partition,
+                    record.record_id,
+                    record.log,
+                )
+            )
+            return
+        self._place(
+            topic,
+            partition,
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers,
+            future,
+            size,
+            report,
+            record.record_id,
+            record.log,
+        )
+
+    def take_pending(self, topic: str) -> list[PendingRecord]:
+        """Remove the waiting records of a topic that cannot be produced to (spool)."""
+        with self._lock:
+            queue = self._pending.pop(topic, None) or deque()
+            for record in queue:
+                self._used -= record.reserved
+                self._incomplete -= 1
+            self._space.notify_all()
+            self._notify_idle()
+        return list(queue)
+
+    def take_expired_pending(
+        self, now: float, topics: Sequence[str]
+    ) -> list[tuple[str, list[PendingRecord]]]:
+        """Records of these topics (the broker says they do not exist) waiting too long."""
+        limit = now - self._delivery_timeout
+        out: list[tuple[str, list[PendingRecord]]] = []
+        with self._lock:
+            for topic in topics:
+                queue = self._pending.get(topic)
+                taken: list[PendingRecord] = []
+                while queue and queue[0].created <= limit:
+                    record = queue.popleft()
+                    self._used -= record.reserved
+                    self._incomplete -= 1
+                    taken.append(record)
+                if taken:
+                    out.append((topic, taken))
+            if out:
+                self._space.notify_all()
+                self._notify_idle()
+        return out
+
+    def take_backlog_futures(self) -> list[DeliveryFuture]:
+        """Stop waiting for records on disk only (close ran out of time): they stay
+        in the spool for the next Sink on it. Returns their futures, to fail."""
+        spool = self._spool
+        if spool is None:
+            return []
+        with self._lock:
+            futures = [owner[2] for owner in spool.owners if owner[2] is not None]
+            spool.owners.clear()
+            self._incomplete -= spool.backlog
+            spool.backlog = 0
+            self._notify_idle()
+        return futures
 
     # -- flush and close ------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "DeliveryCallback",
     "DeliveryFuture",
     "DeliveryReport",
+    "DoneCallback",
     "RecordMetadata",
     "ReportedRecord",
     "UndeliveredRecord",

@@ -29,8 +29,9 @@ sender take a new producer id and number every partition from zero again.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from array import array
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_sink.config import BrokerAddress, SinkConfig
 from kafka_sink.errors import (
@@ -57,8 +58,12 @@ from kafka_sink.protocol.produce import (
     ProduceResponse,
     TopicProduceData,
 )
-from kafka_sink.protocol.records import decode_batches
+from kafka_sink.protocol.records import Header, decode_batches
 from kafka_sink.protocol.schema import Message
+
+if TYPE_CHECKING:
+    from kafka_sink.producer.accumulator import PendingRecord
+    from kafka_sink.producer.spool import Spool
 
 __all__ = ["Network", "Sender"]
 
@@ -134,9 +139,13 @@ class Sender:
         partitioner: Partitioner,
         metrics: SinkMetrics,
         clock: Clock,
+        spool: Spool | None = None,
     ) -> None:
         self._config = config
         self._acc = accumulator
+        # With a spool, records are never given up on for time (they wait on
+        # disk for as long as it takes), and every batch is journaled.
+        self._spool = spool
         self._net = network
         self._partitioner = partitioner
         self._metrics = metrics
@@ -176,6 +185,13 @@ class Sender:
         self._maybe_request_metadata(now)
         self._assign_pending()
         wait = 3600.0
+        spool = self._spool
+        if (
+            spool is not None
+            and self._acc.load_spooled(self.partition_counts, self._partitioner)
+            and not spool.direct
+        ):
+            wait = 0.0  # more to read back while the buffer has room
         if self._idempotent and self._producer_id < 0:
             self._maybe_init_producer_id(now)
             wait = min(wait, self._retry_backoff(1))
@@ -289,6 +305,11 @@ class Sender:
                 error = DeliveryError(
                     f"cannot produce to topic {name!r}: {info.message}", topic=name, cause=info
                 )
+                if self._spool is not None:
+                    records = self._acc.take_pending(name)
+                    self._dead_letter_pending(name, records, error)
+                    self._fail_futures([r.future for r in records], name, error, "topic")
+                    continue
                 self._fail_futures(self._acc.fail_pending(name, error), name, error, "topic")
 
     def _assign_pending(self) -> None:
@@ -372,12 +393,24 @@ class Sender:
         )
 
     def _encode(self, batch: ProducerBatch) -> bytes:
+        spool = self._spool if batch.spool_log is not None else None
+        if batch.pinned:
+            # Replayed from a spool's journal: sent again exactly as it may
+            # have been sent before, so that the broker can tell a duplicate.
+            assert batch.sequence is not None
+            return batch.encoded(batch.producer_id, batch.producer_epoch, batch.sequence)
         if not self._idempotent or self._producer_id < 0:
+            if spool is not None and batch.spool_serial < 0:
+                spool.sealed(batch, -1, -1, -1)
             return batch.encoded(-1, -1, -1)
         tp = (batch.topic, batch.partition)
         if batch.producer_id != self._producer_id or batch.sequence is None or batch.sequence < 0:
             sequence = self._next_sequence.get(tp, 0)
             self._next_sequence[tp] = (sequence + batch.record_count) % _SEQUENCE_MODULUS
+            if spool is not None:
+                # Journaled before the request exists: a batch that may reach
+                # the broker is always one the spool can send again as it was.
+                spool.sealed(batch, self._producer_id, self._producer_epoch, sequence)
         else:
             sequence = batch.sequence
         return batch.encoded(self._producer_id, self._producer_epoch, sequence)
@@ -422,6 +455,15 @@ class Sender:
             topic=batch.topic,
             partition=batch.partition,
         )
+        if batch.pinned and (code in _RESET_PRODUCER or code == _MESSAGE_TOO_LARGE):
+            # The broker no longer knows the producer that sealed this batch
+            # before a restart (expired, fenced): it can no longer tell whether
+            # it has the batch. Sent again under the current producer id, it
+            # may be written twice: counted.
+            self._unpin(batch)
+            if code in _RESET_PRODUCER:
+                self._retry_or_fail(batch, error)
+                return
         if code in _RESET_PRODUCER and self._idempotent:
             self._reset_producer_id()
             self._retry_or_fail(batch, error)
@@ -457,6 +499,14 @@ class Sender:
             error.name.lower(),
         )
 
+    def _unpin(self, batch: ProducerBatch) -> None:
+        batch.pinned = False
+        batch.sequence = None
+        batch.producer_id = -1
+        batch.producer_epoch = -1
+        if self._spool is not None:
+            self._spool.add_duplicate_risk(batch.record_count)
+
     def _give_back_sequence(self, batch: ProducerBatch) -> None:
         """A refused batch was not appended: the partition's next sequence is its own."""
         if (
@@ -491,7 +541,13 @@ class Sender:
             )
             piece.builder.append(record.timestamp, record.key, record.value, record.headers)
             piece.add(futures.get(index), reports.get(index))
+            if batch.spool_ids is not None:
+                piece.spool_log = batch.spool_log
+                piece.spool_ids = array("q", [batch.spool_ids[index]])
             pieces.append(piece)
+        if self._spool is not None:
+            # Refused unwritten: its journal entry gives way to the pieces'.
+            self._spool.cancelled(batch)
         # The pieces take over the batch's memory (released with the first piece)
         # and its records; the original batch is dropped without being finished.
         pieces[0].reserved = batch.reserved
@@ -507,7 +563,9 @@ class Sender:
         if stale_metadata:
             self._metadata_soon(now)
         deadline = batch.created + self._config.delivery_timeout_ms / 1000.0
-        if now >= deadline:
+        if self._spool is not None:
+            deadline = now + 3600.0
+        elif now >= deadline:
             self._fail_batch(
                 batch,
                 DeliveryTimeoutError(
@@ -529,14 +587,55 @@ class Sender:
         self._metrics.batches_sent += 1
         self._metrics.bytes_uncompressed += batch.builder.size_in_bytes
         self._metrics.bytes_compressed += len(batch.wire or b"")
+        if self._spool is not None:
+            self._spool.acked(batch)
         self._metrics.callback_errors += batch.resolve(outcome)
         self._acc.finish(batch)
 
     def _fail_batch(self, batch: ProducerBatch, error: DeliveryError, reason: str) -> None:
         outcome = BatchOutcome(batch.topic, batch.partition, -1, error=error)
         self._metrics.failed[reason] += batch.record_count
+        if self._spool is not None and batch.spool_log is not None:
+            # Never deliverable as it is: kept in the spool's dead-letter file.
+            records = [
+                (batch.topic, batch.partition, r.timestamp, r.key, r.value, r.headers)
+                for decoded in decode_batches(batch.builder.build(), verify_crc=False)
+                for r in decoded.records
+            ]
+            self._spool.dead_letter(
+                batch.spool_log,
+                batch.spool_ids,
+                records,
+                f"{reason}: {error.message}",
+                batch.spool_serial,
+            )
         self._metrics.callback_errors += batch.resolve(outcome)
         self._acc.finish(batch)
+
+    def _dead_letter_pending(
+        self, topic: str, records: Sequence[PendingRecord], error: DeliveryError
+    ) -> None:
+        spool = self._spool
+        assert spool is not None
+        by_log: dict[int, tuple[Any, list[int], list[Any]]] = {}
+        for record in records:
+            if record.spool_log is None:
+                continue
+            entry = by_log.setdefault(id(record.spool_log), (record.spool_log, [], []))
+            entry[1].append(record.spool_id)
+            headers: Sequence[Header] = record.headers
+            entry[2].append(
+                (
+                    topic,
+                    -1 if record.partition is None else record.partition,
+                    record.timestamp,
+                    record.key,
+                    record.value,
+                    headers,
+                )
+            )
+        for log, ids, rows in by_log.values():
+            spool.dead_letter(log, array("q", ids), rows, f"topic: {error.message}")
 
     def _fail_futures(
         self, futures: list[DeliveryFuture], topic: str, error: DeliveryError, reason: str
@@ -548,6 +647,20 @@ class Sender:
                 self._metrics.callback_errors += 1
 
     def _expire(self, now: float) -> None:
+        if self._spool is not None:
+            # Records wait as long as it takes, but for a topic the cluster says
+            # does not exist: after delivery_timeout_ms, to the dead-letter file.
+            for topic, records in self._acc.take_expired_pending(now, list(self._topic_errors)):
+                code = self._topic_errors.get(topic)
+                why = BrokerResponseError(code).name if code else "no metadata for the topic"
+                error = DeliveryTimeoutError(
+                    f"topic {topic!r} had no partition available within delivery_timeout_ms "
+                    f"({why}); the records are in the spool's dead-letter file",
+                    topic=topic,
+                )
+                self._dead_letter_pending(topic, records, error)
+                self._fail_futures([r.future for r in records], topic, error, "timeout")
+            return
         for batch in self._acc.expire(now):
             self._fail_batch(
                 batch,
@@ -577,13 +690,16 @@ class Sender:
                 self._metrics.callback_errors += item.resolve(outcome)
             else:
                 self._fail_futures([item.future], "", error, reason)
+        if self._spool is not None:
+            self._fail_futures(self._acc.take_backlog_futures(), "", error, reason)
         self._resolve_doomed()
 
     def _fail_unauthenticated(self, refused: KafkaSinkError) -> None:
         """A broker refused the credentials or the TLS handshake: the same settings
         cannot deliver what is buffered, so it fails now, with that error as its
-        cause, instead of at the delivery timeout (the network keeps backing off)."""
-        if self._acc.has_work():
+        cause, instead of at the delivery timeout (the network keeps backing off).
+        With a spool, records wait in it instead, for settings that work."""
+        if self._spool is None and self._acc.has_work():
             error = DeliveryError(
                 f"not delivered: {refused.message}", cause=refused, reason="authentication"
             )

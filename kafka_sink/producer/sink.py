@@ -24,7 +24,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kafka_sink._accel import IMPLEMENTATION
 from kafka_sink._accel import speedups as _speedups
@@ -47,6 +47,9 @@ from kafka_sink.producer.partitioner import (
 )
 from kafka_sink.producer.sender import Network, Partitioner, Sender
 from kafka_sink.protocol.records import Header
+
+if TYPE_CHECKING:
+    from kafka_sink.producer.spool import Spool
 
 __all__ = ["SENDER_THREAD_NAME", "Sink"]
 
@@ -107,10 +110,16 @@ class Sink:
         self._lifecycle = threading.Lock()
         self._closed = False
         self._core: Any = None
+        self._spool: Spool | None = None
         self._setup()
+        if config.spool_dir is not None:
+            self._open_spool()
+            if self._accumulator.incomplete:
+                self._start()  # records left by an earlier process go first
         _live_sinks.add(self)
 
     def _setup(self) -> None:
+        self._abandon_parents_spool()
         self._metrics = SinkMetrics()
         self._accumulator = RecordAccumulator(
             self.config, clock=self._clock, wakeup=self._wakeup, metrics=self._metrics
@@ -136,7 +145,9 @@ class Sink:
         header pairs, a running sender) in one C call, and hand anything else
         to :meth:`_submit`, the reference implementation.
         """
-        if _speedups is None:
+        if _speedups is None or self.config.spool_dir is not None:
+            # With a spool every record is written to disk first: the Python
+            # path (RecordAccumulator._append_spooled) does that.
             return None
         partitioner = self._partitioner
         murmur = type(partitioner) in (DefaultPartitioner, Murmur2Partitioner)
@@ -163,6 +174,25 @@ class Sink:
         if type(self).enqueue is Sink.enqueue:
             vars(self)["enqueue"] = core.enqueue
         return core
+
+    def _open_spool(self) -> None:
+        """Open this Sink's log in ``spool_dir`` (and adopt orphaned ones)."""
+        from kafka_sink.producer.spool import Spool  # noqa: PLC0415 - only sinks with a spool
+
+        spool = Spool.open(self.config)
+        self._accumulator.attach_spool(spool)
+        self._append = self._accumulator.append
+        self._spool = spool
+
+    def _abandon_parents_spool(self) -> None:
+        # In a forked child: the parent's spool files stay the parent's; the
+        # child lets go of its copies of their descriptors (the lock's included,
+        # so that the parent's lock dies with the parent) and writes a log of
+        # its own once it produces.
+        spool = self._spool
+        if spool is not None and spool.owner_pid != os.getpid():
+            spool.abandon()
+            self._spool = None
 
     def __repr__(self) -> str:
         servers = ",".join(str(b) for b in self.config.bootstrap_servers)
@@ -324,6 +354,8 @@ class Sink:
                 self._setup()
             if self._sender is not None:
                 return self._sender
+            if self.config.spool_dir is not None and self._spool is None:
+                self._open_spool()  # a forked child's own log
             network = self._network_factory(self.config)
             sender = Sender(
                 self.config,
@@ -332,6 +364,7 @@ class Sink:
                 self._partitioner,
                 self._metrics,
                 self._clock,
+                spool=self._spool,
             )
             self._network = network
             if self._core is not None:
@@ -352,9 +385,19 @@ class Sink:
                 except Exception:  # the loop must survive anything; counted, never logged
                     sender.loop_errors += 1
                     network.poll(0.01)
-            sender.abort(SinkClosedError("the sink closed before the record was delivered"))
+            message = "the sink closed before the record was delivered"
+            spool = self._spool
+            if spool is not None:
+                message += (
+                    f"; it stays in the spool ({spool.root}) and the next Sink opened "
+                    "on that spool_dir delivers it"
+                )
+            sender.abort(SinkClosedError(message))
         finally:
             network.close()
+            spool = self._spool
+            if spool is not None and spool.owner_pid == os.getpid():
+                spool.close()
 
     def _wakeup(self) -> None:
         network = self._network
@@ -395,6 +438,9 @@ class Sink:
         self._accumulator.begin_close()
         thread = self._thread
         if thread is None or self._pid != os.getpid():
+            spool = self._spool
+            if thread is None and spool is not None and spool.owner_pid == os.getpid():
+                spool.close()  # no sender thread to do it
             return
         if thread.is_alive():
             self._accumulator.wait_idle(max(0.0, deadline - time.monotonic()))
@@ -450,11 +496,15 @@ class Sink:
             loop_errors=self._sender.loop_errors if self._sender is not None else 0,
         )
         snapshot["implementation"] = IMPLEMENTATION
+        spool = self._spool
+        if spool is not None:
+            snapshot.update(spool.metrics())
         return snapshot
 
     def _after_fork_in_child(self) -> None:
         # Locks may have been held by threads that do not exist in the child.
         self._lifecycle = threading.Lock()
+        self._abandon_parents_spool()
         if not self._closed:
             self._setup()
 

@@ -128,6 +128,7 @@ E_SEALED = 4
 E_RESOLVED = 5
 E_CANCEL = 6
 E_NOTE = 7
+_RECORD_KINDS = frozenset((E_RECORD, E_RECORD_EX))
 
 REASON_ACKED = 1
 REASON_DROPPED = 2
@@ -437,7 +438,7 @@ def decode_entry(body: bytes) -> Entry:
     """
     try:
         kind = body[0]
-        if kind == E_RECORD or kind == E_RECORD_EX:
+        if kind in _RECORD_KINDS:
             return _decode_record(body, kind)
         if kind == E_TOPIC:
             _, index = _TOPIC.unpack_from(body)
@@ -558,10 +559,10 @@ class ReplayPlan:
     next_serial: int
     next_id: int
     unresolved: int
+    bases: list[int] = field(default_factory=list)
 
     def segment_of(self, record_id: int) -> SegmentState | None:
-        bases = [s.base_id for s in self.segments]
-        index = bisect.bisect_right(bases, record_id) - 1
+        index = bisect.bisect_right(self.bases, record_id) - 1
         if index < 0:
             return None
         segment = self.segments[index]
@@ -655,4 +656,6 @@ class LogReplay:
             unresolved += segment.count - count_bits(segment.resolved)
         last = segments[-1] if segments else None
         next_id = last.base_id + last.count if last is not None else 0
-        return ReplayPlan(segments, sealed, broken, self._max_serial + 1, next_id, unresolved)
+        return ReplayPlan(
+            segments, sealed, broken, self._max_serial + 1, next_id, unresolved, bases
+        )

@@ -229,19 +229,10 @@ def _parts(record: ConsumedRecord, fields: Sequence[str]) -> tuple[Any, ...]:
     return tuple(parts)
 
 
-def _page_view(number: int) -> tuple[bytes, str]:
-    """The key and the page view (JSON) of request ``number`` of asyncio_app.py."""
+def _asyncio_app_request(number: int) -> tuple[bytes, str, str, int]:
+    """The key, request id, path and status of request ``number`` of asyncio_app.py."""
     path = ("/", "/products", "/cart", "/missing")[number % 4]
-    status = 404 if path == "/missing" else 200
-    view = {"request_id": f"r-{number}", "path": path, "status": status}
-    return f"r-{number}".encode(), json.dumps(view, separators=(",", ":"))
-
-
-def _request_log(number: int) -> tuple[bytes, str, str]:
-    """The key, message and level of the log record of request ``number`` of asyncio_app.py."""
-    key, view = _page_view(number)
-    fields = json.loads(view)
-    return key, f"GET {fields['path']} {fields['status']}", "INFO"
+    return f"r-{number}".encode(), f"r-{number}", path, 404 if path == "/missing" else 200
 
 
 def _placed(order: str, user: str, cents: int, currency: str, items: list[str]) -> str:
@@ -397,15 +388,19 @@ SENT: list[Any] = [
     ),
     pytest.param(
         "asyncio_app.py",
-        ("message", "level"),
-        {"web-logs": [_request_log(n) for n in range(12)]},
-        id="asyncio_app_logs",
-    ),
-    pytest.param(
-        "asyncio_app.py",
-        ("value",),
-        {"page-views": [_page_view(n) for n in range(12)]},
-        id="asyncio_app_page_views",
+        ("message", "level", "request_id", "path", "status"),
+        {
+            # The log record of each request, and its page view (no message, no level).
+            "web-logs": [
+                (key, f"GET {path} {status}", "INFO", request_id, None, None)
+                for key, request_id, path, status in map(_asyncio_app_request, range(12))
+            ],
+            "page-views": [
+                (key, None, None, request_id, path, status)
+                for key, request_id, path, status in map(_asyncio_app_request, range(12))
+            ],
+        },
+        id="asyncio_app",
     ),
 ]
 

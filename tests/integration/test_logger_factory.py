@@ -89,7 +89,7 @@ def test_what_the_renderer_made_arrives_byte_for_byte(
         log.warning("stock low", sku="sku-42", left=3)
         levels.append(b"warning")
         try:
-            {}["SPRING10"]
+            raise KeyError("SPRING10")
         except KeyError:
             log.exception("coupon lookup failed", code="SPRING10")
         levels.append(b"error")

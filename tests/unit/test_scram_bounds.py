@@ -395,7 +395,7 @@ def scram_sink(broker: StallingSaslBroker) -> kafka_sink.Sink:
     )
 
 
-# Generous: close(0.5) promises its timeout plus a few milliseconds.
+# Generous: close(0.2) promises its timeout plus a few milliseconds.
 CLOSE_BOUND = 5.0
 
 
@@ -408,7 +408,7 @@ def test_close_is_bounded_while_the_broker_stalls_the_exchange(
     future = sink.produce("events", b"waits for authentication")
     assert broker.stalled.wait(30), "the broker never saw the SASL exchange"
     started = time.monotonic()
-    sink.close(0.5)
+    sink.close(0.2)
     assert time.monotonic() - started < CLOSE_BOUND
     error = future.exception(timeout=0)
     assert isinstance(error, DeliveryError)
@@ -429,5 +429,5 @@ def test_a_sink_refuses_a_huge_count_at_once_and_fails_its_records(
         assert "2000000000 SCRAM iterations, more than the limit of 16384" in error.cause.message
     finally:
         started = time.monotonic()
-        sink.close(0.5)
+        sink.close(0.2)
         assert time.monotonic() - started < CLOSE_BOUND
