@@ -281,7 +281,10 @@ def to_json_bytes(value: object) -> bytes:
     """
     if _orjson_dumps is not None and _plain_json is not None and _plain_json(value):
         try:
-            return _orjson_dumps(value)
+            # Copied to its size: orjson's bytes keep the capacity they were
+            # written into (8 KiB for a 1 KiB record), and a record may wait
+            # in the buffer, where its length is what buffer_memory counts.
+            return bytes(memoryview(_orjson_dumps(value)))
         except Exception:  # a lone surrogate: the stdlib path escapes it
             pass
     return _stdlib_json_bytes(value)

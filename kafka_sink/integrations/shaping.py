@@ -627,6 +627,11 @@ class DeliveryLedger:
     # The ledger is the DeliveryReport of every record its owner enqueues:
     # told per batch, so that nothing is kept per record while it is in flight.
 
+    @property
+    def needs_records(self) -> bool:
+        """Only dead-letter functions want the contents of failed records."""
+        return bool(self.dead_letters)
+
     def delivered(self, count: int) -> None:
         """``count`` records were written (sender thread)."""
         self.delivered_count += count

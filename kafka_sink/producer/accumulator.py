@@ -43,6 +43,7 @@ from kafka_sink.producer.futures import (
     DeliveryReport,
     ReportedRecord,
     UndeliveredRecord,
+    needs_records,
 )
 from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.protocol.codecs import Compression
@@ -224,6 +225,10 @@ class ProducerBatch:
             try:
                 if outcome.error is None:
                     report.delivered(count)
+                elif not needs_records(report):
+                    report.failed(
+                        outcome.error, [UndeliveredRecord(self.topic, None, None, ())] * count
+                    )
                 else:
                     if records is None:
                         records = self.undelivered()
@@ -505,8 +510,13 @@ class RecordAccumulator(_AccumulatorBase):
                 freed += batch.reserved
                 for future in batch.futures:
                     self._doom(future, error)
-                records = batch.undelivered() if batch.reports else []
+                wanted = any(needs_records(report) for report, _, _ in batch.reports)
+                records = batch.undelivered() if wanted else []
                 for report, first, count in batch.reports:
+                    if not needs_records(report):
+                        for _ in range(count):
+                            self._doom(_reported(report, 0, batch.topic, None, None, ()), error)
+                        continue
                     for lost in records[first : first + count]:
                         self._doom(_reported(report, 0, *_fields(lost)), error)
                 break
@@ -845,71 +855,171 @@ class RecordAccumulator(_AccumulatorBase):
         assert spool is not None
         log = spool.primary
         assert log is not None
-        wake = False
+        chosen = partition if explicit else None
         self._acquire()
         try:
-            if self._closing:
-                if future is None:
-                    future = _reported(report, timestamp, topic, key, value, headers)
-                self._metrics.dropped["closed"] += 1
-                self._doomed.append((future, _closed_error(topic)))
-                wake = True
-                return
-            direct = spool.direct and self._used + size <= self._buffer_limit
-            if spool.direct and not direct:
-                # From this record on, records wait on disk until memory frees.
-                spool.direct = False
-                log.start_backlog()
-                wake = True
-            chosen = partition if explicit else None
-            try:
-                record_id = log.write_record(topic, chosen, timestamp, key, value, headers)
-            except SpoolFull as full:
-                record_id = self._spool_full(
-                    full, log, topic, chosen, timestamp, key, value, headers
-                )
-                if record_id < 0:
-                    if future is None:
-                        future = _reported(report, timestamp, topic, key, value, headers)
-                    self._metrics.dropped[f"{full.reason}_{self._config.on_buffer_full}"] += 1
-                    error = BufferFullError(
-                        f"record dropped: {full.message} "
-                        f"(on_buffer_full={self._config.on_buffer_full!r})",
-                        topic=topic,
-                    )
-                    self._doomed.append((future, error))
-                    wake = True
-                    return
-                direct = spool.direct and self._used + size <= self._buffer_limit
-            self._queued += 1
-            self._incomplete += 1
-            if not direct:
-                spool.spill(record_id, future, report)
-                return
-            self._used += size
-            pending = self._pending.get(topic)
-            if partition is None or pending:
-                if pending is None:
-                    pending = self._pending[topic] = deque()
-                    wake = True
-                if future is None:
-                    future = _reported(report, timestamp, topic, key, value, headers)
-                pending.append(
-                    PendingRecord(
+            if (
+                spool.direct
+                and self._used + size <= self._buffer_limit
+                and partition is not None
+                and not self._closing
+                and topic not in self._pending
+            ):
+                # The common case, as in append(): room in memory, nothing older
+                # on disk only, a known partition. The record is written to
+                # the spool first, then to its batch.
+                try:
+                    record_id = log.write_record(topic, chosen, timestamp, key, value, headers)
+                except SpoolFull:
+                    record_id = -1  # the slow path applies on_buffer_full
+                if record_id >= 0:
+                    self._used += size
+                    self._incomplete += 1
+                    self._queued += 1
+                    queue = self._batches.get((topic, partition))
+                    batch = queue[-1] if queue else None
+                    if (
+                        batch is not None
+                        and not batch.sealed
+                        and batch.spool_log is log
+                        and batch.builder.append(timestamp, key, value, headers)
+                    ):
+                        if future is not None:
+                            futures = batch.futures
+                            future._index = (
+                                batch.builder.record_count - 1 if batch.reports else len(futures)
+                            )
+                            futures.append(future)
+                        else:
+                            batch.add(None, report)
+                        batch.reserved += size
+                        ids = batch.spool_ids
+                        assert ids is not None
+                        ids.append(record_id)
+                        return
+                    wake = self._place(
+                        topic,
+                        partition,
                         timestamp,
                         key,
                         value,
                         headers,
                         future,
                         size,
-                        self._clock(),
-                        chosen,
+                        report,
                         record_id,
                         log,
                     )
+                else:
+                    wake = self._append_spooled_slow(
+                        spool,
+                        log,
+                        topic,
+                        partition,
+                        chosen,
+                        timestamp,
+                        key,
+                        value,
+                        headers,
+                        future,
+                        report,
+                        size,
+                    )
+            else:
+                wake = self._append_spooled_slow(
+                    spool,
+                    log,
+                    topic,
+                    partition,
+                    chosen,
+                    timestamp,
+                    key,
+                    value,
+                    headers,
+                    future,
+                    report,
+                    size,
                 )
-                return
-            wake = self._place(
+        finally:
+            self._release()
+        if wake:
+            self._wakeup()
+
+    def _append_spooled_slow(
+        self,
+        spool: Spool,
+        log: Any,
+        topic: str,
+        partition: int | None,
+        chosen: int | None,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[Header],
+        future: DeliveryFuture | None,
+        report: DeliveryReport | None,
+        size: int,
+    ) -> bool:
+        """:meth:`_append_spooled` under the lock, off the common case; True: wake the sender."""
+        if self._closing:
+            if future is None:
+                future = _reported(report, timestamp, topic, key, value, headers)
+            self._metrics.dropped["closed"] += 1
+            self._doomed.append((future, _closed_error(topic)))
+            return True
+        wake = False
+        direct = spool.direct and self._used + size <= self._buffer_limit
+        if spool.direct and not direct:
+            # From this record on, records wait on disk until memory frees.
+            spool.direct = False
+            log.start_backlog()
+            wake = True
+        try:
+            record_id = log.write_record(topic, chosen, timestamp, key, value, headers)
+        except SpoolFull as full:
+            record_id = self._spool_full(full, log, topic, chosen, timestamp, key, value, headers)
+            if record_id < 0:
+                if future is None:
+                    future = _reported(report, timestamp, topic, key, value, headers)
+                self._metrics.dropped[f"{full.reason}_{self._config.on_buffer_full}"] += 1
+                error = BufferFullError(
+                    f"record dropped: {full.message} "
+                    f"(on_buffer_full={self._config.on_buffer_full!r})",
+                    topic=topic,
+                )
+                self._doomed.append((future, error))
+                return True
+            direct = spool.direct and self._used + size <= self._buffer_limit
+        self._queued += 1
+        self._incomplete += 1
+        if not direct:
+            spool.spill(record_id, future, report)
+            return wake
+        self._used += size
+        pending = self._pending.get(topic)
+        if partition is None or pending:
+            if pending is None:
+                pending = self._pending[topic] = deque()
+                wake = True
+            if future is None:
+                future = _reported(report, timestamp, topic, key, value, headers)
+            pending.append(
+                PendingRecord(
+                    timestamp,
+                    key,
+                    value,
+                    headers,
+                    future,
+                    size,
+                    self._clock(),
+                    chosen,
+                    record_id,
+                    log,
+                )
+            )
+            return wake
+        return (
+            self._place(
                 topic,
                 partition,
                 timestamp,
@@ -922,10 +1032,8 @@ class RecordAccumulator(_AccumulatorBase):
                 record_id,
                 log,
             )
-        finally:
-            self._release()
-            if wake:
-                self._wakeup()
+            or wake
+        )
 
     def _spool_full(
         self,

@@ -392,6 +392,12 @@ class DeliveryReport(Protocol):
     records rebuilt from the batch (so nothing is kept per record while the
     batch is in flight) together with the error that ended them.
 
+    A report that only counts sets ``needs_records = False``: its ``failed``
+    then receives records without their key, value and headers (their topic
+    and their number are right), and a record refused before it reached a
+    batch (a full buffer) keeps nothing of its contents while the refusal
+    waits to be reported.
+
     Example::
 
         class Counts:
@@ -436,7 +442,11 @@ class ReportedRecord(DeliveryFuture):
         # futures that have neither a waiter nor a callback).
         super().__init__(timestamp, _reported)
         self._report = report
-        self._record = UndeliveredRecord(topic, key, value, tuple(headers))
+        self._record = (
+            UndeliveredRecord(topic, key, value, tuple(headers))
+            if needs_records(report)
+            else UndeliveredRecord(topic, None, None, ())
+        )
 
     def resolve(self, outcome: BatchOutcome) -> bool:
         self._outcome = outcome
@@ -448,6 +458,11 @@ class ReportedRecord(DeliveryFuture):
         except Exception:  # a report must not break the sender
             return False
         return True
+
+
+def needs_records(report: DeliveryReport) -> bool:
+    """Whether ``report`` wants the contents of the records that failed."""
+    return getattr(report, "needs_records", True) is not False
 
 
 def _reported(metadata: RecordMetadata | None, error: DeliveryError | None) -> None:

@@ -426,13 +426,15 @@ class Sink:
         with self._lifecycle:
             if self._closed:
                 return
+            network = self._network
+            if network is not None:
+                # No log record from the sender once closing began: silenced
+                # before the sink reads as closed.
+                network.silence()
             self._closed = True
             if self._core is not None:
                 self._core.closed = True
         _live_sinks.discard(self)
-        network = self._network
-        if network is not None:
-            network.silence()  # no log record from the sender once closing began
         budget = self.config.close_timeout_ms / 1000.0 if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
         self._accumulator.begin_close()

@@ -414,6 +414,7 @@ class SpoolLog:
         self.lock_fd: int | None = lock_fd
         self.log_id = log_id
         self.primary = primary
+        self.fsync_always = spool.fsync_always
         self.segments: list[_Segment] = []
         self.bases: list[int] = []
         self.next_serial = 0
@@ -448,18 +449,8 @@ class SpoolLog:
         index = self.topics.get(topic)
         if index is None:
             index = self._define_topic(topic)
-        if partition is None and not headers:
-            body = _RECORD_HEAD_PACK(
-                E_RECORD,
-                index,
-                timestamp,
-                -1 if key is None else len(key),
-                -1 if value is None else len(value),
-            )
-            if key:
-                body += key
-            if value:
-                body += value
+        if partition is None and not headers and key is not None and value is not None:
+            body = _RECORD_HEAD_PACK(E_RECORD, index, timestamp, len(key), len(value)) + key + value
         else:
             body = encode_record(index, timestamp, key, value, partition, headers)
         n = len(body)
@@ -483,7 +474,7 @@ class SpoolLog:
         segment.count += 1
         record_id = self.next_id
         self.next_id = record_id + 1
-        if self.spool.fsync_always:
+        if self.fsync_always:
             os.fdatasync(self.fd)
         return record_id
 
@@ -1434,6 +1425,7 @@ class Spool:
             "spool_adopted_logs": self.adopted_logs,
             "spool_replayed_records": self.replayed_records,
             "spool_replayed_batches": self.replayed_batches,
+            "spool_replayed_delivered": self.replayed_delivered,
             "spool_truncated_entries": self.truncated_entries,
             "spool_truncated_bytes": self.truncated_bytes,
             "spool_duplicate_risk_records": self.duplicate_risk,

@@ -324,3 +324,27 @@ def test_a_subclass_keeps_its_own_produce() -> None:
     finally:
         sink.close(0)
     assert seen == [b"mine", b"again"]
+
+
+def test_a_counting_report_gets_the_number_of_failed_records_without_their_contents() -> None:
+    seen: list[tuple[str, int, set[Any]]] = []
+
+    class Counting:
+        needs_records = False
+
+        def delivered(self, count: int) -> None:
+            raise AssertionError("nothing can be delivered here")
+
+        def failed(self, error: Any, records: Sequence[Any]) -> None:
+            seen.append(
+                (type(error).__name__, len(records), {(r.key, r.value, r.headers) for r in records})
+            )
+
+    sink = _sink(linger_ms=60_000, buffer_memory=4096, on_buffer_full="drop_oldest")
+    sink.produce("logs", b"start the sender", partition=0)
+    for i in range(200):  # far more than the buffer: the oldest are evicted
+        sink.enqueue("logs", b"v" * 100, key=b"k%d" % i, partition=i % 2, report=Counting())
+    sink.close(0)
+    assert sum(count for _, count, _ in seen) == 200
+    assert {name for name, _, _ in seen} <= {"BufferFullError", "SinkClosedError"}
+    assert set().union(*(contents for _, _, contents in seen)) == {(None, None, ())}
