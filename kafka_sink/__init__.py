@@ -61,6 +61,7 @@ from kafka_sink.errors import (
     RequestTimeoutError,
     SendError,
     SinkClosedError,
+    SpoolError,
     TlsAuthenticationError,
     TlsError,
     UnsupportedVersionError,
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
     )
     from kafka_sink.producer.sink import Sink
     from kafka_sink.producer.sync import Producer, ProduceResult
+    from kafka_sink.protocol.oauthbearer import OAuthBearerToken
 
 # The public names imported on first use, and their modules. The constants
 # and errors above cost little and are imported at once (``except
@@ -115,6 +117,7 @@ _LAZY: dict[str, str] = {
     "Sink": "kafka_sink.producer.sink",
     "Producer": "kafka_sink.producer.sync",
     "ProduceResult": "kafka_sink.producer.sync",
+    "OAuthBearerToken": "kafka_sink.protocol.oauthbearer",
 }
 
 
@@ -182,6 +185,7 @@ __all__ = [
     "MetricsRegistry",
     "NetworkError",
     "NoKnownBrokersError",
+    "OAuthBearerToken",
     "ProduceResult",
     "Producer",
     "ProtocolError",
@@ -193,6 +197,7 @@ __all__ = [
     "SendError",
     "Sink",
     "SinkClosedError",
+    "SpoolError",
     "SinkConfig",
     "TlsAuthenticationError",
     "TlsError",

@@ -694,7 +694,11 @@ def _add_spool_commands(commands: Any, formatter: type[argparse.HelpFormatter]) 
     )
     drain.add_argument("directory", metavar="DIR", help="the spool_dir")
     _add_connection_options(drain)
-    drain.set_defaults(run=_run_spool_drain, timeout=60.0)
+    # Draining a large spool takes longer than one request: a longer default.
+    timeout = drain._option_string_actions["--timeout"]
+    timeout.default = 60.0
+    timeout.help = "how long to wait for the records to be delivered; default 60"
+    drain.set_defaults(run=_run_spool_drain)
 
 
 # -- commands ---------------------------------------------------------------------------

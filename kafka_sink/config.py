@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from kafka_sink.constants import (
@@ -21,6 +21,7 @@ from kafka_sink.constants import (
 )
 from kafka_sink.errors import InvalidArgumentError
 from kafka_sink.options import OptionSchema, environment_variable, resolve_options
+from kafka_sink.protocol.oauthbearer import OAuthBearerToken
 from kafka_sink.protocol.sasl import DEFAULT_MAX_SCRAM_ITERATIONS, check_scram_max_iterations
 
 __all__ = [
@@ -199,7 +200,7 @@ def check_client_id(value: object, argument: str = "client_id") -> str:
 #: The values of ``security_protocol``, as Kafka names its listener kinds.
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: The values of ``sasl_mechanism``.
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,16 @@ class SecurityConfig:
     is refused with :class:`~kafka_sink.errors.AuthenticationError` rather
     than keeping the client busy.
 
+    ``sasl_mechanism="OAUTHBEARER"`` (KIP-255) authenticates with a bearer
+    token instead of a user and password: ``sasl_oauth_token_provider`` is
+    a callable, taking no argument, that returns an
+    :class:`~kafka_sink.OAuthBearerToken` or the token as a string. It is
+    called on the network thread each time a connection authenticates,
+    including the re-authentications a broker with
+    ``connections.max.reauth.ms`` asks for (KIP-368), so it should return a
+    cached token while that one is valid; whatever it raises fails the
+    authentication with :class:`~kafka_sink.errors.AuthenticationError`.
+
     Passwords are left out of ``repr()`` and never appear in an error
     message or a log record. Example::
 
@@ -266,6 +277,7 @@ class SecurityConfig:
     sasl_plain_username: str | None = None
     sasl_plain_password: str | None = field(default=None, repr=False)
     sasl_scram_max_iterations: int = DEFAULT_MAX_SCRAM_ITERATIONS
+    sasl_oauth_token_provider: Callable[[], OAuthBearerToken | str] | None = None
 
     def __post_init__(self) -> None:
         protocol = self.security_protocol
@@ -347,7 +359,19 @@ class SecurityConfig:
             )
         _check_secret(self.sasl_plain_password, "sasl_plain_password")
         check_scram_max_iterations(self.sasl_scram_max_iterations)
+        provider = self.sasl_oauth_token_provider
+        if provider is not None and not callable(provider):
+            raise InvalidArgumentError(
+                "sasl_oauth_token_provider",
+                f"must be a callable returning a token, got {type(provider).__name__}",
+            )
         if not self.uses_sasl:
+            if provider is not None:
+                raise InvalidArgumentError(
+                    "sasl_oauth_token_provider",
+                    f"is a SASL option but security_protocol is {self.security_protocol!r} "
+                    "(use 'SASL_SSL' or 'SASL_PLAINTEXT')",
+                )
             if self.sasl_scram_max_iterations != DEFAULT_MAX_SCRAM_ITERATIONS:
                 raise InvalidArgumentError(
                     "sasl_scram_max_iterations",
@@ -362,6 +386,14 @@ class SecurityConfig:
                         "(use 'SASL_SSL' or 'SASL_PLAINTEXT')",
                     )
             return
+        if mechanism == "OAUTHBEARER":
+            self._check_oauthbearer()
+            return
+        if provider is not None:
+            raise InvalidArgumentError(
+                "sasl_oauth_token_provider",
+                f"is used with sasl_mechanism 'OAUTHBEARER' only, not {mechanism!r}",
+            )
         for name in _SASL_OPTIONS:
             if getattr(self, name) is None:
                 raise InvalidArgumentError(
@@ -372,6 +404,20 @@ class SecurityConfig:
             for name in ("sasl_plain_username", "sasl_plain_password"):
                 if "\0" in getattr(self, name):
                     raise InvalidArgumentError(name, "cannot contain a NUL character with PLAIN")
+
+    def _check_oauthbearer(self) -> None:
+        if self.sasl_oauth_token_provider is None:
+            raise InvalidArgumentError(
+                "sasl_oauth_token_provider",
+                "is required with sasl_mechanism 'OAUTHBEARER' (a callable returning a token)",
+            )
+        for name in ("sasl_plain_username", "sasl_plain_password"):
+            if getattr(self, name) is not None:
+                raise InvalidArgumentError(
+                    name,
+                    "is not used with sasl_mechanism 'OAUTHBEARER' (the token from "
+                    "sasl_oauth_token_provider names the principal)",
+                )
 
     @classmethod
     def from_options(cls, options: Mapping[str, object], owner: str) -> SecurityConfig:

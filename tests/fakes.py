@@ -86,6 +86,11 @@ class FakeCluster:
         # SaslAuthenticate requests they refused.
         self.sasl_users: dict[str, str] = {}
         self.sasl_refusals = 0
+        # OAUTHBEARER: the tokens the brokers accept; the session lifetime they
+        # announce in SaslAuthenticate v1+ (KIP-368, 0: none); every auth_bytes.
+        self.oauth_tokens: set[str] = set()
+        self.sasl_session_ms = 0
+        self.sasl_tokens: list[bytes] = []
 
     def add_topic(self, name: str, partitions: int, leader: int = 1) -> None:
         self.topics[name] = dict.fromkeys(range(partitions), leader)
@@ -110,11 +115,22 @@ class FakeCluster:
             self.next_producer_id += 1
             return InitProducerIdResponse(0, 0, self.next_producer_id, 0)
         if api_key == 17:
-            return SaslHandshakeResponse(0 if request.mechanism == "PLAIN" else 33, ["PLAIN"])
+            mechanisms = ["PLAIN", "OAUTHBEARER"] if self.oauth_tokens else ["PLAIN"]
+            return SaslHandshakeResponse(0 if request.mechanism in mechanisms else 33, mechanisms)
         if api_key == 36:
-            _, user, password = bytes(request.auth_bytes).split(b"\0", 2)
+            token = bytes(request.auth_bytes)
+            self.sasl_tokens.append(token)
+            if token.startswith(b"n,,\x01auth=Bearer "):
+                value = token[len(b"n,,\x01auth=Bearer ") :].split(b"\x01", 1)[0].decode()
+                if value in self.oauth_tokens:
+                    return SaslAuthenticateResponse(0, None, b"", self.sasl_session_ms)
+                return SaslAuthenticateResponse(0, None, b'{"status":"invalid_token"}', 0)
+            if token == b"\x01":  # RFC 7628: the client acknowledges the error
+                self.sasl_refusals += 1
+                return SaslAuthenticateResponse(58, '{"status":"invalid_token"}', b"", 0)
+            _, user, password = token.split(b"\0", 2)
             if self.sasl_users.get(user.decode()) == password.decode():
-                return SaslAuthenticateResponse(0, None, b"", 0)
+                return SaslAuthenticateResponse(0, None, b"", self.sasl_session_ms)
             self.sasl_refusals += 1
             return SaslAuthenticateResponse(
                 58, "Authentication failed: Invalid username or password", b"", 0

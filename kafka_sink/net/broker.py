@@ -13,6 +13,7 @@ any other request, all within the connect timeout.
 
 from __future__ import annotations
 
+import math
 import ssl
 from typing import Any
 
@@ -33,6 +34,11 @@ from kafka_sink.net.transport import Clock, Stream, Transport, monotonic
 from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
 from kafka_sink.protocol.client import ClientProtocol
+from kafka_sink.protocol.oauthbearer import (
+    OAuthBearerMechanism,
+    fetch_token,
+    reauthentication_delay,
+)
 from kafka_sink.protocol.sasl import SaslAuthenticator, create_mechanism
 from kafka_sink.protocol.schema import Message
 
@@ -101,8 +107,18 @@ class ApiVersionsNegotiation:
 def sasl_authenticator(
     security: SecurityConfig, broker: str, api_versions: dict[int, tuple[int, int]]
 ) -> SaslAuthenticator:
-    """A fresh SASL exchange for one connection (a new SCRAM nonce each time)."""
+    """A fresh SASL exchange for one connection (a new SCRAM nonce, a new OAUTHBEARER token).
+
+    With OAUTHBEARER this calls the token provider; what goes wrong there
+    raises :class:`~kafka_sink.errors.AuthenticationError`.
+    """
     mechanism = security.sasl_mechanism or "PLAIN"
+    provider = security.sasl_oauth_token_provider
+    if mechanism == "OAUTHBEARER" and provider is not None:
+        token = fetch_token(provider, broker)
+        return SaslAuthenticator(
+            OAuthBearerMechanism(token), broker, api_versions, user=token.principal
+        )
     username = security.sasl_plain_username or ""
     mechanism_client = create_mechanism(
         mechanism,
@@ -143,6 +159,8 @@ class BrokerConnection:
         # and whether the broker has answered a request since.
         self._phase: str | None = None
         self._answered = False
+        # KIP-368: when the SASL session must be renewed (inf: never).
+        self._reauth_at = math.inf
         self._stream: Stream | None = None
         self._protocol: ClientProtocol | None = None
         self.api_versions: dict[int, tuple[int, int]] = {}
@@ -201,12 +219,15 @@ class BrokerConnection:
         try:
             auth = sasl_authenticator(self._security, str(self.address), self.api_versions)
         except KafkaSinkError as exc:
-            raise self._fail(exc) from None
+            # A token provider's own exception stays the cause (the traceback shows it).
+            raise self._fail(exc) from exc.__cause__
         while True:
             request, version = auth.request()
             response = self._exchange(request, version, deadline)
             try:
                 if auth.handle(response):
+                    delay = reauthentication_delay(auth.session_lifetime_ms)
+                    self._reauth_at = math.inf if delay is None else self._clock() + delay
                     return
             except AuthenticationError as exc:
                 raise self._fail(exc) from None
@@ -231,6 +252,16 @@ class BrokerConnection:
         deadline = self._clock() + timeout
         if self._stream is None:
             self.connect(timeout)
+        elif self._clock() >= self._reauth_at:
+            # KIP-368: the broker closes a connection whose session has expired
+            # at its next request; authenticate again first, in place (nothing
+            # else is in flight on a blocking connection).
+            self._reauth_at = math.inf
+            self._phase = "SASL re-authentication"
+            try:
+                self._authenticate(deadline)
+            finally:
+                self._phase = None
         if version is None:
             version = self.version_for(request.API_KEY)
         return self._exchange(request, version, deadline, client_id)

@@ -33,6 +33,15 @@ again: the client waits the longest back-off before connecting to any node
 again, and :meth:`NetworkClient.authentication_error` reports it until a
 connection authenticates.
 
+Re-authentication (KIP-368). A broker with ``connections.max.reauth.ms``
+says in SaslAuthenticate v1 how long the session lasts, and closes a
+connection used after that. At 85-95 % of it (at least a second after the
+last authentication) the connection is paused: :meth:`NetworkClient.ready`
+says False, nothing new is sent, and once every request in flight has its
+answer the connection goes back to ``authenticating`` and runs the SASL
+exchange again in place (a new SCRAM nonce, a new OAUTHBEARER token), then
+is ready again. A refused re-authentication is a refused authentication.
+
 Everything runs on the caller's thread (the sender), except :meth:`wakeup`.
 ``send()`` only frames the request and queues its bytes; ``poll()`` writes
 what is queued (several frames per ``sendmsg`` call, from the buffers the
@@ -93,6 +102,7 @@ from kafka_sink.net.security import create_ssl_context, tls_failure
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
+from kafka_sink.protocol.oauthbearer import reauthentication_delay
 from kafka_sink.protocol.sasl import SaslAuthenticator
 from kafka_sink.protocol.schema import Message
 
@@ -210,8 +220,11 @@ class _Node:
         "node_id",
         "out",
         "out_pos",
+        "paused",
         "protocol",
         "queued",
+        "reauth_at",
+        "reauthenticating",
         "retry_at",
         "sock",
         "state",
@@ -250,6 +263,12 @@ class _Node:
         self.retry_at = 0.0
         self.addresses: list[_AddrInfo] = []  # resolved addresses not yet tried
         self.last_error: str | None = None
+        # KIP-368: when the SASL session must be renewed (inf: never); paused:
+        # that time has come, so nothing more is sent until the requests in
+        # flight are answered and the connection has authenticated again.
+        self.reauth_at = math.inf
+        self.paused = False
+        self.reauthenticating = False
 
     def pending(self) -> int:
         return len(self.awaiting) + len(self.unanswered)
@@ -330,6 +349,8 @@ class NetworkClient:
         # TLS connections whose decrypted input waits in OpenSSL's buffer,
         # where the selector cannot see it: read at the next poll.
         self._tls_backlog: set[_Node] = set()
+        # Connections waiting for their requests in flight before re-authenticating.
+        self._paused: set[_Node] = set()
         self._nodes: dict[int, _Node] = {}
         self._dirty: set[_Node] = set()  # nodes with output not yet tried
         self._completed: list[tuple[Callback, ClientResponse]] = []
@@ -387,7 +408,7 @@ class NetworkClient:
         if node is None:
             return False
         if node.state == READY:
-            return len(node.awaiting) + len(node.unanswered) < self._max_in_flight
+            return not node.paused and node.pending() < self._max_in_flight
         if node.sock is None and not self._closed:
             now = self._clock()
             if now >= node.retry_at and now >= self._auth_retry_at:
@@ -403,6 +424,7 @@ class NetworkClient:
         return (
             node is not None
             and node.state == READY
+            and not node.paused
             and len(node.awaiting) + len(node.unanswered) < self._max_in_flight
         )
 
@@ -472,7 +494,7 @@ class NetworkClient:
         start = random.randrange(len(nodes))
         for i in range(len(nodes)):
             node = nodes[(start + i) % len(nodes)]
-            if node.state == READY:
+            if node.state == READY and not node.paused:
                 load = node.pending()
                 if load < best_load:
                     best, best_load = node, load
@@ -598,6 +620,8 @@ class NetworkClient:
         self._flush(now)
         if now >= self._next_deadline:
             self._next_deadline = self._expire(now)
+        if self._paused:
+            self._start_reauthentications(now)
         self._dispatch()
 
     def wakeup(self) -> None:
@@ -660,6 +684,7 @@ class NetworkClient:
             self._nodes[node_id] = _Node(node_id, node.address)
         self._dirty = set()
         self._tls_backlog = set()
+        self._paused = set()
         self._completed = []
         self._dispatching = False
         self._next_deadline = math.inf
@@ -833,10 +858,13 @@ class NetworkClient:
         node.versions = {}
         node.negotiation = None
         if not self._sasl:
-            self._ready(node)
+            self._ready(node, now)
             return True
         try:
             node.auth = sasl_authenticator(self._security, node.broker, ranges)
+        except AuthenticationError as exc:  # the OAUTHBEARER token provider failed
+            self._setup_error(node, now, exc)
+            return False
         except KafkaSinkError as exc:  # a broker older than Kafka 1.0
             self._fail(node, now, exc.message)
             return False
@@ -859,20 +887,65 @@ class NetworkClient:
             self._setup_error(node, now, exc)
             return False
         if done:
+            lifetime = node.auth.session_lifetime_ms
             node.auth = None
-            self._ready(node)
+            self._ready(node, now, lifetime)
         else:
             self._send_auth(node, now)
         return True
 
-    def _ready(self, node: _Node) -> None:
+    def _start_reauthentications(self, now: float) -> None:
+        """KIP-368: authenticate again the paused connections that have nothing in flight.
+
+        The broker takes no other request between the SaslHandshake and the
+        end of the exchange, so the connection waits for the answers to what
+        it sent before, and sends nothing else until it is ready again.
+        """
+        started = False
+        for node in list(self._paused):
+            if node.state != READY or node.sock is None:
+                self._paused.discard(node)
+                continue
+            if node.awaiting or node.unanswered or node.out:
+                continue
+            self._paused.discard(node)
+            try:
+                node.auth = sasl_authenticator(self._security, node.broker, node.api_versions)
+            except AuthenticationError as exc:  # the OAUTHBEARER token provider failed
+                self._setup_error(node, now, exc)
+                continue
+            except KafkaSinkError as exc:
+                self._fail(node, now, exc.message)
+                continue
+            node.state = AUTHENTICATING
+            node.reauthenticating = True
+            node.deadline = now + self._connect_timeout
+            self._next_deadline = min(self._next_deadline, node.deadline)
+            self._debug(node, f"re-authenticating with SASL {node.auth.mechanism}")
+            self._send_auth(node, now)
+            started = True
+        if started:
+            self._flush(now)
+
+    def _ready(self, node: _Node, now: float = 0.0, session_lifetime_ms: int = 0) -> None:
+        again = node.reauthenticating
         node.state = READY
-        node.fresh = True
+        node.fresh = not again
         node.failures = 0
         node.last_error = None
+        node.paused = node.reauthenticating = False
+        # KIP-368: the broker closes a connection used after its session ends;
+        # authenticate again before then (bounded below: see reauthentication_delay).
+        delay = reauthentication_delay(session_lifetime_ms)
+        node.reauth_at = math.inf if delay is None else now + delay
+        self._next_deadline = min(self._next_deadline, node.reauth_at)
         self._auth_error = None
         self._auth_retry_at = 0.0
-        self._debug(node, "ready")
+        if delay is None:
+            self._debug(node, "re-authenticated" if again else "ready")
+        else:
+            what = "re-authenticated" if again else "ready"
+            self._debug(node, f"{what}; the SASL session is renewed in {delay:.1f}s")
 
     def _choose_version(self, node: _Node, api_key: int) -> int:
         try:
@@ -1040,6 +1113,8 @@ class NetworkClient:
         expected = (
             f"is security_protocol {self._security.security_protocol!r} what this listener expects?"
         )
+        if node.reauthenticating:
+            return " while re-authenticating"
         if node.state != READY:
             return f" while {node.state} ({expected})"
         if node.fresh and not self._sasl:
@@ -1095,15 +1170,23 @@ class NetworkClient:
                 continue
             if node.state != READY:
                 if now >= node.deadline:
+                    what = "re-authentication" if node.reauthenticating else "connection"
                     self._fail(
                         node,
                         now,
-                        f"no connection within {self._connect_timeout:g}s{self._hint(node)}",
+                        f"no {what} within {self._connect_timeout:g}s{self._hint(node)}",
                     )
                     if node.sock is None:
                         continue
                 next_deadline = min(next_deadline, node.deadline)
                 continue
+            if not node.paused:
+                if node.reauth_at <= now:
+                    node.paused = True
+                    self._paused.add(node)
+                    self._debug(node, "the SASL session is ending: pausing to re-authenticate")
+                else:
+                    next_deadline = min(next_deadline, node.reauth_at)
             oldest = math.inf
             if node.awaiting:
                 oldest = node.awaiting[0].sent_at
@@ -1217,6 +1300,9 @@ class NetworkClient:
             node.protocol = None
         self._dirty.discard(node)
         self._tls_backlog.discard(node)
+        self._paused.discard(node)
+        node.paused = node.reauthenticating = False
+        node.reauth_at = math.inf
         node.state = DISCONNECTED
         node.mask = 0
         node.out.clear()

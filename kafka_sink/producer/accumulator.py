@@ -891,7 +891,12 @@ class RecordAccumulator(_AccumulatorBase):
                             )
                             futures.append(future)
                         else:
-                            batch.add(None, report)
+                            # ProducerBatch.add, inlined: a run of one report grows.
+                            reports = batch.reports
+                            if reports and reports[-1][0] is report:
+                                reports[-1][2] += 1
+                            else:
+                                reports.append([report, batch.builder.record_count - 1, 1])
                         batch.reserved += size
                         ids = batch.spool_ids
                         assert ids is not None
@@ -1147,8 +1152,14 @@ class RecordAccumulator(_AccumulatorBase):
         spool = self._spool
         if spool is None or spool.direct:
             return False
-        room = self._buffer_limit - self._used
-        records: list[LoadedRecord] = spool.read_backlog(room, 4096) if room > 0 else []
+        used = self._used
+        room = self._buffer_limit - used
+        # A record larger than the whole buffer is still taken, alone.
+        records: list[LoadedRecord] = (
+            spool.read_backlog(room, 4096, RECORD_OVERHEAD, used == 0)
+            if room > 0 or used == 0
+            else []
+        )
         self._acquire()
         try:
             for record in records:

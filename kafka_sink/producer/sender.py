@@ -377,7 +377,16 @@ class Sender:
         topics: dict[str, list[PartitionProduceData]] = {}
         sent: dict[TopicPartition, ProducerBatch] = {}
         for batch in batches:
-            wire = self._encode(batch)
+            try:
+                wire = self._encode(batch)
+            except OSError:
+                # The spool could not journal the batch (a full disk): nothing
+                # of this request is sent; it is tried again after a back-off.
+                self._metrics.broker_errors["spool_journal_error"] += 1
+                for unsent in batches:
+                    self._acc.requeue(unsent, now + self._retry_backoff(unsent.attempts + 1))
+                self._net.wakeup()  # this turn's wait was computed before the requeue
+                return
             topics.setdefault(batch.topic, []).append(PartitionProduceData(batch.partition, wire))
             sent[(batch.topic, batch.partition)] = batch
             batch.attempts += 1
@@ -406,11 +415,11 @@ class Sender:
         tp = (batch.topic, batch.partition)
         if batch.producer_id != self._producer_id or batch.sequence is None or batch.sequence < 0:
             sequence = self._next_sequence.get(tp, 0)
-            self._next_sequence[tp] = (sequence + batch.record_count) % _SEQUENCE_MODULUS
             if spool is not None:
                 # Journaled before the request exists: a batch that may reach
                 # the broker is always one the spool can send again as it was.
                 spool.sealed(batch, self._producer_id, self._producer_epoch, sequence)
+            self._next_sequence[tp] = (sequence + batch.record_count) % _SEQUENCE_MODULUS
         else:
             sequence = batch.sequence
         return batch.encoded(self._producer_id, self._producer_epoch, sequence)

@@ -37,6 +37,7 @@ from kafka_sink.producer.futures import (
     DeliveryCallback,
     DeliveryFuture,
     DeliveryReport,
+    RecordMetadata,
     UndeliveredRecord,
 )
 from kafka_sink.producer.metrics import SinkMetrics
@@ -110,6 +111,7 @@ class Sink:
         self._lifecycle = threading.Lock()
         self._closed = False
         self._core: Any = None
+        self._markers: dict[DeliveryReport, _Enqueued] = {}
         self._spool: Spool | None = None
         self._setup()
         if config.spool_dir is not None:
@@ -253,46 +255,6 @@ class Sink:
 
         A caller that needs no future per record uses :meth:`enqueue`.
         """
-        future = self._submit(topic, value, key, partition, timestamp, headers, on_delivery, None)
-        assert future is not None
-        return future
-
-    def enqueue(
-        self,
-        topic: str,
-        value: bytes | str | None,
-        key: bytes | str | None = None,
-        partition: int | None = None,
-        timestamp: int | None = None,
-        headers: HeaderInput | None = None,
-        report: DeliveryReport | None = None,
-    ) -> None:
-        """Queue one record without a future: the cheapest way to ship at volume.
-
-        The arguments are those of :meth:`produce`. Outcomes are reported per
-        batch to ``report`` (a :class:`~kafka_sink.DeliveryReport`: how many
-        records were delivered, and which ones failed and why), and counted in
-        :meth:`metrics` in any case; nothing is kept per record while it is in
-        flight. Invalid arguments raise as in :meth:`produce`.
-
-        Example::
-
-            sink.enqueue("logs", b'{"msg": "hello"}', key=b"web-1")
-        """
-        self._submit(topic, value, key, partition, timestamp, headers, None, report or _UNREPORTED)
-
-    def _submit(
-        self,
-        topic: str,
-        value: bytes | str | None,
-        key: bytes | str | None,
-        partition: int | None,
-        timestamp: int | None,
-        headers: HeaderInput | None,
-        on_delivery: DeliveryCallback | None,
-        report: DeliveryReport | None,
-    ) -> DeliveryFuture | None:
-        """produce() (``report`` None: returns the future) and enqueue() (returns None)."""
         if topic not in self._topics_ok:
             self._check_topic(topic)
         # bytes and None are the common case: no call, no copy.
@@ -318,12 +280,19 @@ class Sink:
         sender = self._sender
         if sender is None:  # first use, or first use in a forked child (see the fork hook)
             sender = self._start()
-        future = DeliveryFuture(timestamp, on_delivery) if report is None else None
+        report: DeliveryReport | None = None
+        if on_delivery is None:
+            future: DeliveryFuture | None = DeliveryFuture(timestamp)
+        elif type(on_delivery) is _Enqueued:
+            # enqueue(): no future; the outcome goes to the report, per batch.
+            report, future = on_delivery.report, None
+        else:
+            future = DeliveryFuture(timestamp, on_delivery)
         if partition is not None:
             self._append(
                 topic, partition, timestamp, key_b, value_b, header_list, future, True, report
             )
-            return future
+            return future  # type: ignore[return-value]  # None for enqueue() only
         count = sender.partition_counts.get(topic)
         if count:
             partition = self._partition(topic, key_b, value_b, count)
@@ -339,7 +308,67 @@ class Sink:
         self._append(
             topic, partition, timestamp, key_b, value_b, header_list, future, False, report
         )
-        return future
+        return future  # type: ignore[return-value]  # None for enqueue() only
+
+    def enqueue(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        headers: HeaderInput | None = None,
+        report: DeliveryReport | None = None,
+    ) -> None:
+        """Queue one record without a future: the cheapest way to ship at volume.
+
+        The arguments are those of :meth:`produce`. Outcomes are reported per
+        batch to ``report`` (a :class:`~kafka_sink.DeliveryReport`: how many
+        records were delivered, and which ones failed and why), and counted in
+        :meth:`metrics` in any case; nothing is kept per record while it is in
+        flight. Invalid arguments raise as in :meth:`produce`.
+
+        Example::
+
+            sink.enqueue("logs", b'{"msg": "hello"}', key=b"web-1")
+        """
+        Sink.produce(
+            self,
+            topic,
+            value,
+            key,
+            partition,
+            timestamp,
+            headers,
+            self._enqueued(report or _UNREPORTED),
+        )
+
+    def _submit(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None,
+        partition: int | None,
+        timestamp: int | None,
+        headers: HeaderInput | None,
+        on_delivery: DeliveryCallback | None,
+        report: DeliveryReport | None,
+    ) -> DeliveryFuture | None:
+        """produce() (``report`` None: returns the future) or enqueue() (returns None),
+        through the reference implementation: the compiled path's way out."""
+        if report is not None:
+            on_delivery = self._enqueued(report)
+        return Sink.produce(self, topic, value, key, partition, timestamp, headers, on_delivery)
+
+    def _enqueued(self, report: DeliveryReport) -> DeliveryCallback:
+        """The marker that tells produce() to queue for ``report`` without a future
+        (one per report, kept: enqueue() makes no object per record)."""
+        marker = self._markers.get(report)
+        if marker is None:
+            marker = _Enqueued(report)
+            if len(self._markers) < 1000:
+                self._markers[report] = marker
+        return marker
 
     def _check_topic(self, topic: object) -> None:
         name = check_topic(topic)
@@ -420,8 +449,10 @@ class Sink:
         """Deliver what can be delivered within ``timeout`` seconds, then stop.
 
         ``None`` uses ``close_timeout_ms``. Records still undelivered at the
-        end fail with :class:`~kafka_sink.SinkClosedError`. Idempotent, and
-        always returns within the timeout (plus a few milliseconds).
+        end fail with :class:`~kafka_sink.SinkClosedError`; with a
+        ``spool_dir`` they stay in the spool, and the next Sink opened on it
+        delivers them first. Idempotent, and always returns within the
+        timeout (plus a few milliseconds).
         """
         with self._lifecycle:
             if self._closed:
@@ -509,6 +540,19 @@ class Sink:
         self._abandon_parents_spool()
         if not self._closed:
             self._setup()
+
+
+class _Enqueued:
+    """What enqueue() hands produce() as ``on_delivery``: queue for this report,
+    without a future (a marker, so that produce() makes no extra call)."""
+
+    __slots__ = ("report",)
+
+    def __init__(self, report: DeliveryReport) -> None:
+        self.report = report
+
+    def __call__(self, metadata: RecordMetadata | None, error: DeliveryError | None) -> None:
+        raise AssertionError("never called: produce() takes it apart")
 
 
 class _Unreported:

@@ -181,6 +181,9 @@ class LogAnalysis:
     truncated_bytes: int = 0
     foreign: list[str] = field(default_factory=list)
     owner: dict[str, Any] = field(default_factory=dict)
+    #: What a crash left half made: a segment allocated but never started, a
+    #: journal whose segment was deleted. The adopter deletes them.
+    leftovers: list[Path] = field(default_factory=list)
 
     @property
     def disk_bytes(self) -> int:
@@ -202,6 +205,7 @@ def analyze_log(path: Path) -> LogAnalysis:
     segments: dict[int, Path] = {}
     journals: dict[int, Path] = {}
     foreign: list[str] = []
+    leftovers: list[Path] = []
     for entry in sorted(os.listdir(path)):
         match = _SEGMENT_FILE.match(entry)
         if match:
@@ -224,9 +228,9 @@ def analyze_log(path: Path) -> LogAnalysis:
             raise
         except SpoolFormatError:
             if not data.strip(b"\x00"):
-                # Allocated but never started (a crash while rolling): empty.
-                truncated_bytes += 0
-            foreign.append(seg_path.name)
+                leftovers.append(seg_path)  # allocated, never started: a crash while rolling
+            else:
+                foreign.append(seg_path.name)
             continue
         if header.kind != KIND_SEGMENT or (log_id is not None and header.log_id != log_id):
             foreign.append(seg_path.name)
@@ -259,15 +263,18 @@ def analyze_log(path: Path) -> LogAnalysis:
         except SpoolVersionError:
             raise
         except SpoolFormatError:
-            if owner_segment is None and not data:
-                continue  # an empty journal left by a deleted segment
-            foreign.append(jpath.name)
+            if owner_segment is None and not data.strip(b"\x00"):
+                leftovers.append(jpath)
+            else:
+                foreign.append(jpath.name)
             continue
         if header.kind != KIND_JOURNAL or (log_id is not None and header.log_id != log_id):
             foreign.append(jpath.name)
             continue
         if owner_segment is None:
-            continue  # its segment was deleted first: nothing left to describe
+            # Its segment was deleted first (a crash between the two unlinks).
+            leftovers.append(jpath)
+            continue
         owner_segment.journal_path = jpath
         owner_segment.journal_size = len(data)
         scan = parse_frames(data, HEADER_SIZE)
@@ -290,6 +297,7 @@ def analyze_log(path: Path) -> LogAnalysis:
         truncated_bytes,
         foreign,
         owner,
+        leftovers,
     )
 
 
@@ -375,22 +383,22 @@ class _Segment:
 class _Cursor:
     """Where a log is read back from: the next record not yet loaded into memory."""
 
-    __slots__ = ("buffer", "buffer_at", "fd", "index", "next_id", "pos", "topics")
+    __slots__ = ("fd", "frames", "index", "next_id", "scan_pos", "topics")
 
     def __init__(self, index: int, pos: int, next_id: int, topics: dict[int, str]) -> None:
         self.index = index  # position in the log's segment list
-        self.pos = pos  # file offset of the next frame
-        self.next_id = next_id
+        self.scan_pos = pos  # file offset after the frames read so far
+        self.next_id = next_id  # the id of the next record frame
         self.topics = topics
         self.fd: int | None = None
-        self.buffer = b""
-        self.buffer_at = 0
+        # Frames read from the file, not looked at yet.
+        self.frames: deque[bytes] = deque()
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-        self.buffer = b""
+        self.frames.clear()
 
 
 class SpoolLog:
@@ -422,6 +430,8 @@ class SpoolLog:
         self.cursor: _Cursor | None = None
         self.plan: ReplayPlan | None = None
         self.pinned_ids: set[int] = set()
+        # A record read back that did not fit in memory yet.
+        self.held: LoadedRecord | None = None
         self.finished = False
         # The writer (primary log only): the open segment's mapping.
         self.fd = -1
@@ -495,7 +505,7 @@ class SpoolLog:
     def open_segment(self, needed: int = 0) -> None:
         """Start a new segment (allocated in full, mapped for writing)."""
         spool = self.spool
-        size = max(spool.segment_bytes, HEADER_SIZE + needed + 4096)
+        size = max(spool.segment_bytes, HEADER_SIZE + needed)
         number = self.segments[-1].number + 1 if self.segments else 0
         path = self.path / f"{number:016d}.seg"
         header = SegmentHeader(KIND_SEGMENT, self.log_id, number, self.next_id, _now_ms())
@@ -526,7 +536,7 @@ class SpoolLog:
     def _roll(self, needed: int) -> None:
         """Close the open segment and start the next one (or raise :class:`SpoolFull`)."""
         spool = self.spool
-        size = max(spool.segment_bytes, HEADER_SIZE + needed + 4096)
+        size = max(spool.segment_bytes, HEADER_SIZE + needed)
         with spool.lock:
             closing = self.segment
             # The closed segment shrinks to what it holds.
@@ -751,7 +761,7 @@ class SpoolLog:
 
     def has_backlog(self) -> bool:
         cursor = self.cursor
-        return cursor is not None and cursor.next_id < self.next_id
+        return self.held is not None or (cursor is not None and cursor.next_id < self.next_id)
 
     def start_backlog(self) -> None:
         """The next record written is the first one not placed in memory (primary log)."""
@@ -764,60 +774,41 @@ class SpoolLog:
             {index: name for name, index in self.topics.items()},
         )
 
-    def read(self, budget: int, limit: int) -> list[LoadedRecord]:
-        """Up to ``limit`` records (about ``budget`` bytes) from the cursor on."""
-        cursor = self.cursor
+    def read(self, budget: int, limit: int, overhead: int, take_one: bool) -> list[LoadedRecord]:
+        """Up to ``limit`` records from the cursor on, costing at most ``budget`` bytes.
+
+        A record costs its payload plus ``overhead``. With ``take_one`` the
+        first record is taken whatever its cost (a record larger than the
+        whole buffer must still be delivered); one that does not fit waits
+        for the next call.
+        """
         out: list[LoadedRecord] = []
-        if cursor is None:
-            return out
         spent = 0
+        while len(out) < limit:
+            record = self.held
+            if record is None:
+                record = self._next_record()
+                if record is None:
+                    break
+            cost = record.size + overhead
+            if spent + cost > budget and not (take_one and not out):
+                self.held = record
+                break
+            self.held = None
+            out.append(record)
+            spent += cost
+        return out
+
+    def _next_record(self) -> LoadedRecord | None:
+        cursor = self.cursor
+        if cursor is None:
+            return None
         plan = self.plan
         pinned = self.pinned_ids
-        lock = self.spool.lock
-        while len(out) < limit and spent < budget and cursor.next_id < self.next_id:
-            with lock:
-                # Segments before the cursor may be deleted meanwhile (by
-                # another thread), which shifts the indices: look up under the lock.
-                if cursor.index >= len(self.segments):
-                    break
-                segment = self.segments[cursor.index]
-                current = segment is self.segment
-                end = self.pos if current else segment.valid_end
-                if cursor.pos >= end:
-                    if current or cursor.index + 1 >= len(self.segments):
-                        break  # the writer has not gone further yet
-                    cursor.close()
-                    cursor.index += 1
-                    following = self.segments[cursor.index]
-                    cursor.pos = HEADER_SIZE
-                    cursor.next_id = following.base
-                    cursor.topics = {}
-                    # The segment just left may have been waiting for the cursor.
-                    self.spool.pending_deletes.append((self, segment))
-                    continue
-            if cursor.fd is None:
-                cursor.fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
-                cursor.buffer, cursor.buffer_at = b"", cursor.pos
-            offset = cursor.pos - cursor.buffer_at
-            if offset < 0 or offset >= len(cursor.buffer):
-                cursor.buffer = os.pread(cursor.fd, min(_READ_CHUNK, end - cursor.pos), cursor.pos)
-                cursor.buffer_at = cursor.pos
-                offset = 0
-            scan = parse_frames(cursor.buffer, offset, limit=limit - len(out))
-            if not scan.bodies:
-                held = len(cursor.buffer) - offset
-                if scan.status == "more" and held < end - cursor.pos:
-                    # A frame crosses the chunk: read again from its start, larger.
-                    want = min(max(_READ_CHUNK, 2 * held), end - cursor.pos)
-                    cursor.buffer = os.pread(cursor.fd, want, cursor.pos)
-                    cursor.buffer_at = cursor.pos
-                    continue
-                # What is left of the segment cannot be read (a torn or
-                # corrupt tail, counted when the log was adopted): cut it off.
-                cursor.pos = end
-                continue
-            for frame_at, body in scan.bodies:
-                cursor.pos = cursor.buffer_at + frame_at + FRAME_SIZE + len(body)
+        while True:
+            frames = cursor.frames
+            while frames:
+                body = frames.popleft()
                 kind = body[0]
                 if kind == E_TOPIC:
                     entry = decode_entry(body)
@@ -832,7 +823,7 @@ class SpoolLog:
                     continue
                 record = decode_entry(body)
                 assert isinstance(record, RecordEntry)
-                loaded = LoadedRecord(
+                return LoadedRecord(
                     self,
                     record_id,
                     cursor.topics.get(record.topic_index, ""),
@@ -842,9 +833,48 @@ class SpoolLog:
                     record.value,
                     record.headers,
                 )
-                out.append(loaded)
-                spent += loaded.size
-        return out
+            if cursor.next_id >= self.next_id or not self._read_frames(cursor):
+                return None
+
+    def _read_frames(self, cursor: _Cursor) -> bool:
+        """Read the next frames into the cursor; False when there is nothing more yet."""
+        with self.spool.lock:
+            # Segments before the cursor may be deleted meanwhile (by another
+            # thread), which shifts the indices: look up under the lock.
+            if cursor.index >= len(self.segments):
+                return False
+            segment = self.segments[cursor.index]
+            current = segment is self.segment
+            end = self.pos if current else segment.valid_end
+            if cursor.scan_pos >= end:
+                if current or cursor.index + 1 >= len(self.segments):
+                    return False  # the writer has not gone further yet
+                cursor.close()
+                cursor.index += 1
+                following = self.segments[cursor.index]
+                cursor.scan_pos = HEADER_SIZE
+                cursor.next_id = following.base
+                cursor.topics = {}
+                # The segment just left may have been waiting for the cursor.
+                self.spool.pending_deletes.append((self, segment))
+                return True
+        if cursor.fd is None:
+            cursor.fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+        available = end - cursor.scan_pos
+        data = os.pread(cursor.fd, min(_READ_CHUNK, available), cursor.scan_pos)
+        scan = parse_frames(data)
+        if not scan.bodies and scan.status == "more" and len(data) < available:
+            # A frame larger than a chunk: read it whole.
+            data = os.pread(cursor.fd, available, cursor.scan_pos)
+            scan = parse_frames(data)
+        if not scan.bodies:
+            # What is left of the segment cannot be read (a torn or corrupt
+            # tail, counted when the log was adopted): cut it off.
+            cursor.scan_pos = end
+            return True
+        cursor.frames.extend(body for _, body in scan.bodies)
+        cursor.scan_pos += scan.end
+        return True
 
     def read_records(self, wanted: set[int]) -> dict[int, LoadedRecord]:
         """The records with these ids (for the sealed batches of a replay)."""
@@ -937,6 +967,7 @@ class Spool:
         self.fsyncs = 0
         self.foreign_files = 0
         self.adopted_logs = 0
+        self.journal_errors = 0
         self.dead_letter_fd: int | None = None
         self.dead_letter_topics: dict[str, int] = {}
         self._stop = threading.Event()
@@ -1045,7 +1076,11 @@ class Spool:
                 os.rmdir(hidden)
             raise
         log = SpoolLog(self, final, fd, secrets.token_bytes(16), primary=True)
-        log.open_segment()
+        try:
+            log.open_segment()
+        except BaseException:
+            log.finish()  # an empty log: nothing of it may stay
+            raise
         if self.fsync_mode != "never":
             _fsync_dir(self.root)
         return log
@@ -1055,6 +1090,9 @@ class Spool:
         self.truncated_entries += analysis.truncated_entries
         self.truncated_bytes += analysis.truncated_bytes
         self.foreign_files += len(analysis.foreign)
+        for leftover in analysis.leftovers:
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
         _write_owner(fd)
         log = SpoolLog(self, path, fd, analysis.log_id or b"\x00" * 16, primary=False)
         log.plan = plan
@@ -1167,28 +1205,35 @@ class Spool:
 
     # -- reading back (sender thread) -----------------------------------------------------
 
-    def read_backlog(self, budget: int, limit: int) -> list[LoadedRecord]:
-        """The next records that are on disk only: adopted logs first, oldest first."""
+    def read_backlog(
+        self, budget: int, limit: int, overhead: int, take_one: bool
+    ) -> list[LoadedRecord]:
+        """The next records that are on disk only: adopted logs first, oldest first.
+
+        See :meth:`SpoolLog.read` for ``budget``, ``overhead`` and ``take_one``.
+        """
         out: list[LoadedRecord] = []
+        spent = 0
         for log in list(self.adopted):
             if log.cursor is None:
                 continue
-            out.extend(log.read(budget, limit - len(out)))
-            if len(out) >= limit:
-                break
-            if log.cursor.next_id >= log.next_id:
-                # Read to its end: what is left of it is in memory.
-                log.cursor.close()
-                log.cursor = None
-                for segment in list(log.segments):
-                    log.maybe_delete(segment)
-                if not log.segments:
-                    log.finish()
-            else:
+            got = log.read(budget - spent, limit - len(out), overhead, take_one and not out)
+            out.extend(got)
+            spent += sum(r.size + overhead for r in got)
+            if log.has_backlog():
                 return out  # an older log comes first, wholly
+            # Read to its end: what is left of it is in memory.
+            log.cursor.close()
+            log.cursor = None
+            for segment in list(log.segments):
+                log.maybe_delete(segment)
+            if not log.segments:
+                log.finish()
         primary = self.primary
         if primary is not None and primary.cursor is not None and len(out) < limit:
-            out.extend(primary.read(budget, limit - len(out)))
+            out.extend(
+                primary.read(budget - spent, limit - len(out), overhead, take_one and not out)
+            )
         self.run_pending_deletes()
         return out
 
@@ -1230,16 +1275,28 @@ class Spool:
     def acked(self, batch: ProducerBatch) -> None:
         log = batch.spool_log
         if log is not None and batch.spool_ids is not None and self._mine():
-            log.resolve(batch.spool_ids, REASON_ACKED, batch.spool_serial)
+            try:
+                log.resolve(batch.spool_ids, REASON_ACKED, batch.spool_serial)
+            except OSError:
+                # Not journaled (a full disk): a replay would send the batch
+                # again, and the broker recognises it as long as it knows the
+                # producer. Counted; delivery goes on.
+                self.journal_errors += 1
 
     def cancelled(self, batch: ProducerBatch) -> None:
         log = batch.spool_log
         if log is not None and self._mine():
-            log.cancel(batch)
+            try:
+                log.cancel(batch)
+            except OSError:
+                self.journal_errors += 1
 
     def dropped(self, log: SpoolLog, ids: array[int]) -> None:
         if self._mine() and len(ids):
-            log.resolve(ids, REASON_DROPPED)
+            try:
+                log.resolve(ids, REASON_DROPPED)
+            except OSError:
+                self.journal_errors += 1
 
     def dead_letter(
         self,
@@ -1257,6 +1314,20 @@ class Spool:
         """
         if not self._mine() or log is None or ids is None:
             return
+        try:
+            self._write_dead_letters(log, records, why)
+            log.resolve(ids, REASON_DEAD_LETTER, serial)
+        except OSError:
+            # Kept where they are (unresolved) rather than lost: the next Sink
+            # on the spool tries again.
+            self.journal_errors += 1
+
+    def _write_dead_letters(
+        self,
+        log: SpoolLog,
+        records: Sequence[tuple[str, int, int, bytes | None, bytes | None, Sequence[Header]]],
+        why: str,
+    ) -> None:
         with self.lock:
             fd = self._dead_letter_fd(log)
             chunks = [frame(encode_note(why))]
@@ -1271,11 +1342,9 @@ class Spool:
                 )
             data = b"".join(chunks)
             os.write(fd, data)
-            self.disk_bytes += len(data)
             if self.fsync_mode != "never":
                 os.fsync(fd)
             self.dead_lettered += len(records)
-        log.resolve(ids, REASON_DEAD_LETTER, serial)
 
     def _dead_letter_fd(self, log: SpoolLog) -> int:
         if self.dead_letter_fd is None:
@@ -1433,6 +1502,7 @@ class Spool:
             "spool_foreign_files": self.foreign_files,
             "spool_segments_deleted": self.segments_deleted,
             "spool_fsyncs": self.fsyncs,
+            "spool_journal_errors": self.journal_errors,
         }
 
 

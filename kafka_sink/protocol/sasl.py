@@ -27,6 +27,12 @@ Mechanisms, as bytes-in/bytes-out objects:
   the password is not trusted either. Like Kafka's own client, names and
   passwords are used as UTF-8 without SASLprep; ``=`` and ``,`` in the user
   name are escaped as ``=3D`` and ``=2C``.
+- OAUTHBEARER (RFC 7628, KIP-255): a bearer token from the application's
+  provider, in :mod:`kafka_sink.protocol.oauthbearer`.
+
+A successful SaslAuthenticate v1 also says how long the session lasts
+(KIP-368, ``session_lifetime_ms``): the connection must then run the
+exchange again before that time.
 
 :class:`SaslAuthenticator` drives the exchange for one connection without any
 I/O, for the blocking and the non-blocking connections alike. Nothing here
@@ -443,7 +449,15 @@ class SaslAuthenticator:
     broker older than Kafka 1.0).
     """
 
-    __slots__ = ("_auth_version", "_broker", "_mechanism", "_state", "_token", "_user")
+    __slots__ = (
+        "_auth_version",
+        "_broker",
+        "_mechanism",
+        "_state",
+        "_token",
+        "_user",
+        "session_lifetime_ms",
+    )
 
     def __init__(
         self,
@@ -472,6 +486,9 @@ class SaslAuthenticator:
             )
         self._state = "handshake"
         self._token = b""
+        #: KIP-368: how long the broker keeps the session once authenticated, in ms
+        #: (SaslAuthenticate v1 and later; 0: it does not expire).
+        self.session_lifetime_ms = 0
 
     def __repr__(self) -> str:
         return f"<SaslAuthenticator {self._mechanism.name} {self._broker} {self._state}>"
@@ -518,6 +535,10 @@ class SaslAuthenticator:
         if code:
             message = response.error_message
             detail = _shorten(message) if message else _describe(code)
+            # OAUTHBEARER learns why in the step before (RFC 7628 error JSON).
+            failure = getattr(self._mechanism, "failure", None)
+            if isinstance(failure, str) and failure not in detail:
+                detail = f"{detail} ({failure})"
             raise self._error(f"the broker refused the credentials: {detail}", code=code)
         try:
             token = self._mechanism.evaluate(response.auth_bytes)
@@ -533,6 +554,7 @@ class SaslAuthenticator:
         if self._mechanism.complete:
             self._state = "complete"
             self._token = b""
+            self.session_lifetime_ms = max(0, response.session_lifetime_ms)
             return True
         if token is None:
             raise self._error("the mechanism ended without completing")

@@ -16,6 +16,7 @@ subtracted from the others.
 Parts:
 
 * ``produce``: ``sink.produce(topic, value, key=key)``, the whole call;
+* ``enqueue``: ``sink.enqueue(topic, value, key=key)``, the same without a future;
 * ``append``: the accumulator's ``append`` (with the encoding below);
 * ``encode``: ``BatchBuilder.append`` alone, 700 records a batch as at 128 KiB;
 * ``future``, ``partitioner``, ``clock``: the other pieces of ``produce()``;
@@ -38,7 +39,17 @@ import tempfile
 import time
 from collections.abc import Callable
 
-PARTS = ("loop", "produce", "append", "encode", "future", "partitioner", "clock", "one-function")
+PARTS = (
+    "loop",
+    "produce",
+    "enqueue",
+    "append",
+    "encode",
+    "future",
+    "partitioner",
+    "clock",
+    "one-function",
+)
 TOPIC = "bench"
 BATCH_RECORDS = 700  # about 128 KiB of 150-byte records
 
@@ -72,6 +83,7 @@ def _child(part: str, records: int) -> None:
         assert sink._thread is not None
         sink._thread.join()
         produce = sink.produce
+        enqueue = sink.enqueue
         append = sink._accumulator.append
         partition = sink._partition
         future = DeliveryFuture(0)
@@ -80,6 +92,7 @@ def _child(part: str, records: int) -> None:
         statements = {
             "loop": "pass",
             "produce": "produce(TOPIC, value, key=key)",
+            "enqueue": "enqueue(TOPIC, value, key=key)",
             "append": "append(TOPIC, i % 6, 1_700_000_000_000, key, value, (), future)",
             "future": "DeliveryFuture(1_700_000_000_000, None)",
             "partitioner": "partition(TOPIC, key, None, 6)",
@@ -89,6 +102,7 @@ def _child(part: str, records: int) -> None:
         scope = {
             "TOPIC": TOPIC,
             "produce": produce,
+            "enqueue": enqueue,
             "append": append,
             "partition": partition,
             "future": future,

@@ -33,7 +33,11 @@ the admin helpers and the oracle):
   SCRAM-SHA-512 enabled, one user (:data:`SASL_USER`, :data:`SASL_PASSWORD`)
   known to PLAIN through the listener's JAAS configuration and to SCRAM
   through credentials that ``kafka-configs`` (``kafka.admin.ConfigCommand``)
-  stores in ZooKeeper once the brokers are up.
+  stores in ZooKeeper once the brokers are up;
+* ``SASL_OAUTH``: SASL_PLAINTEXT with OAUTHBEARER only, validated by Kafka's
+  default (unsecured) validator, which takes unsigned JWTs (``{"alg":"none"}``,
+  see :func:`unsecured_jwt`), and with ``connections.max.reauth.ms`` set to
+  :data:`OAUTH_REAUTH_MS`, so that every session must be renewed (KIP-368).
 
 Example::
 
@@ -78,15 +82,19 @@ from tests.brokers.install import (
 from tests.brokers.tls import TestPki, make_test_pki
 
 __all__ = [
+    "OAUTH_REAUTH_MS",
     "SASL_PASSWORD",
     "SASL_USER",
     "SECURE_LISTENERS",
     "Kafka23Cluster",
     "ensure_installed",
+    "unsecured_jwt",
 ]
 
 #: The secured listeners of a cluster started with ``security=True``.
-SECURE_LISTENERS = ("SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL")
+SECURE_LISTENERS = ("SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL", "SASL_OAUTH")
+#: The longest SASL session on the SASL_OAUTH listener (connections.max.reauth.ms).
+OAUTH_REAUTH_MS = 3000
 #: The SASL user of the secured listeners and its password (PLAIN and SCRAM).
 SASL_USER = "alice"
 SASL_PASSWORD = "Sasl-Secret-7f3c"
@@ -534,7 +542,8 @@ class Kafka23Cluster:
         )
         properties: dict[str, object] = {
             "listener.security.protocol.map": (
-                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                "SASL_SSL:SASL_SSL,SASL_OAUTH:SASL_PLAINTEXT"
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "ssl.keystore.type": "PKCS12",
@@ -546,6 +555,15 @@ class Kafka23Cluster:
             "ssl.truststore.password": pki.truststore_password,
             "listener.name.mtls.ssl.client.auth": "required",
             "sasl.enabled.mechanisms": "PLAIN," + ",".join(_SCRAM_MECHANISMS),
+            # No callback handler is configured: the broker validates tokens with
+            # OAuthBearerUnsecuredValidatorCallbackHandler. Its own login (needed
+            # to start the listener) uses the unsecured login module's token.
+            "listener.name.sasl_oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+            "listener.name.sasl_oauth.oauthbearer.sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule "
+                'required unsecuredLoginStringClaim_sub="admin";'
+            ),
+            "listener.name.sasl_oauth.connections.max.reauth.ms": OAUTH_REAUTH_MS,
         }
         for listener in ("sasl_plaintext", "sasl_ssl"):
             properties[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
@@ -663,6 +681,24 @@ def _scram_works(address: str, mechanism: str) -> bool:
     )
     admin.list_topics(timeout=3)  # raises until the broker knows the credentials
     return True
+
+
+def unsecured_jwt(subject: str, expires_at: float, issued_at: float | None = None) -> str:
+    """An unsigned JWT (``alg`` ``none``) for the SASL_OAUTH listener; times in epoch seconds."""
+    import base64
+    import json
+    import time
+
+    def part(value: dict[str, object]) -> str:
+        text = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(text).rstrip(b"=").decode()
+
+    claims: dict[str, object] = {
+        "sub": subject,
+        "iat": round(time.time() if issued_at is None else issued_at, 3),
+        "exp": round(expires_at, 3),
+    }
+    return f"{part({'alg': 'none'})}.{part(claims)}."
 
 
 def _write_properties(path: Path, values: dict[str, object]) -> None:

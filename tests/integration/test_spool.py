@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 import kafka_sink
+from kafka_sink.producer.spool import inspect_spool
 from tests.brokers import admin
 from tests.oracle import ConsumedRecord, consume
 
@@ -91,7 +92,8 @@ def _check_stream(
     # from a million on come from another process (order is per producer).
     by_key: dict[tuple[bytes, int], list[int]] = defaultdict(list)
     for record in records:
-        assert record.key is not None and record.value is not None
+        assert record.key is not None
+        assert record.value is not None
         number = int(record.value.split(b":")[0])
         by_key[(record.key, number // 1_000_000)].append(number)
     for (key, _), sequence in by_key.items():
@@ -128,7 +130,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     moments: list[str] = []
     for kill in kills:
         timed = kill.pop("random", None)
-        app = _start_app({**base, "start": start, "count": 10**6, "kill": kill})
+        fsync = rng.choice(["never", "interval"])
+        app = _start_app({**base, "start": start, "count": 10**6, "kill": kill, "fsync": fsync})
         try:
             app.wait(timeout=timed if timed is not None else 12)
         except subprocess.TimeoutExpired:
@@ -145,7 +148,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     out, err = app.communicate(timeout=120)
     assert app.returncode == 0, err.decode(errors="replace")[-3000:]
     numbers, done = _accepted(out)
-    assert done is not None and done["left"] == 0, done
+    assert done is not None
+    assert done["left"] == 0, done
     accepted.update(numbers)
     print("\n".join(moments))
     print({k: v for k, v in done["metrics"].items() if k.startswith("spool_")})
@@ -187,7 +191,8 @@ def test_two_processes_on_one_directory_write_side_by_side(
     for app, (out, err) in zip((first, second), outputs, strict=True):
         assert app.returncode == 0, err.decode(errors="replace")[-3000:]
         numbers, done = _accepted(out)
-        assert done is not None and done["left"] == 0
+        assert done is not None
+        assert done["left"] == 0
         assert done["metrics"]["spool_adopted_logs"] == 0
         accepted.update(numbers)
     assert len(accepted) == 3000
@@ -272,11 +277,9 @@ def test_an_outage_longer_than_the_buffer_loses_nothing(
     assert during["spool_records_on_disk_only"] > 3000
     assert during["records_dropped_total"] == 0
     assert after["records_failed_total"] == 0
-    assert all(f.result(0).offset >= 0 for f in futures)
+    assert all(f.result(5).offset >= 0 for f in futures)
     records = consume(cluster.bootstrap_servers, topic_name, expected=4001)
-    _check_stream(
-        [r for r in records if r.value != b"warm-up"], set(range(4000)), set()
-    )
+    _check_stream([r for r in records if r.value != b"warm-up"], set(range(4000)), set())
 
 
 @pytest.mark.mock
@@ -318,12 +321,12 @@ def test_a_topic_that_no_longer_exists_goes_to_the_dead_letter_file(
         lost = [sink.produce(gone, b"%d" % n) for n in range(20)]
         kept = [sink.produce(topic_name, b"%d" % n) for n in range(20)]
         assert sink.flush(30) == 0
-        errors = [f.exception(0) for f in lost]
+        errors = [f.exception(5) for f in lost]
         metrics = sink.metrics()
-    assert all(f.result(0).offset >= 0 for f in kept)
+    assert all(f.result(5).offset >= 0 for f in kept)
     assert all(e is not None and "dead-letter" in e.message for e in errors)
     assert metrics["spool_dead_letter_records"] == 20
-    report = kafka_sink.producer.spool.inspect_spool(spool_dir)
+    report = inspect_spool(spool_dir)
     assert report["logs"] == []
     assert [(d["records"], d["topics"]) for d in report["dead_letter"]] == [(20, {gone: 20})]
     assert "UNKNOWN_TOPIC_OR_PARTITION" in report["dead_letter"][0]["reasons"][0]
@@ -346,7 +349,16 @@ os.kill(os.getpid(), 9)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert result.returncode == -9
     inspect = subprocess.run(
-        [sys.executable, "-m", "kafka_sink", "spool", "inspect", str(spool_dir), "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "kafka_sink",
+            "spool",
+            "inspect",
+            str(spool_dir),
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -375,3 +387,84 @@ os.kill(os.getpid(), 9)
     records = consume(cluster.bootstrap_servers, topic_name, expected=300)
     _check_stream(records, set(range(300)), set())
     assert list(spool_dir.iterdir()) == []
+
+
+@pytest.mark.mock
+def test_a_batch_whose_journal_entry_cannot_be_written_waits_unsent(
+    new_mock_cluster: Any, topic_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kafka_sink.producer.spool import SpoolLog
+
+    cluster = new_mock_cluster(3)
+    cluster.create_topic(topic_name, 3, 3)
+    failures = [5]
+    real = SpoolLog._journal
+
+    def journal(self: SpoolLog, segment: Any, body: bytes) -> None:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise OSError(28, "No space left on device")
+        real(self, segment, body)
+
+    monkeypatch.setattr(SpoolLog, "_journal", journal)
+    options = {"spool_dir": str(tmp_path / "spool"), "linger_ms": 1, "retry_backoff_ms": 10}
+    with kafka_sink.Sink(cluster.bootstrap_servers, **options) as sink:
+        futures = [sink.produce(topic_name, b"%d:" % n, key=b"k%d" % (n % 8)) for n in range(200)]
+        assert sink.flush(30) == 0
+        metrics = sink.metrics()
+    assert failures == [0]
+    assert metrics["broker_errors"].get("spool_journal_error", 0) >= 1
+    assert all(f.result(5).offset >= 0 for f in futures)
+    records = consume(cluster.bootstrap_servers, topic_name, expected=200)
+    _check_stream(records, set(range(200)), set())
+
+
+@pytest.mark.mock
+def test_a_replayed_batch_whose_producer_the_broker_forgot_is_counted(
+    new_mock_cluster: Any, topic_name: str, tmp_path: Path
+) -> None:
+    cluster = new_mock_cluster(3)
+    cluster.create_topic(topic_name, 1, 3)
+    spool_dir = tmp_path / "spool"
+    # The acknowledgement of the second request is lost: its batch is sealed,
+    # maybe written, and the journal says so.
+    app = _start_app(
+        {
+            "servers": cluster.bootstrap_servers,
+            "spool_dir": str(spool_dir),
+            "topic": topic_name,
+            "start": 0,
+            "count": 10**6,
+            "rate": 2000,
+            "kill": {"on_response": 2},
+        }
+    )
+    out, err = app.communicate(timeout=60)
+    assert app.returncode == -9, err.decode(errors="replace")[-3000:]
+    accepted, _ = _accepted(out)
+    (log,) = inspect_spool(spool_dir)["logs"]
+    (sealed,) = log["sealed_unacknowledged"]
+    cluster.push_request_errors(0, [59])  # UNKNOWN_PRODUCER_ID for the next Produce
+    with kafka_sink.Sink(cluster.bootstrap_servers, spool_dir=str(spool_dir)) as sink:
+        assert sink.flush(30) == 0
+        metrics = sink.metrics()
+    assert metrics["spool_replayed_batches"] == 1
+    assert metrics["broker_errors"].get("UNKNOWN_PRODUCER_ID") == 1
+    assert metrics["spool_duplicate_risk_records"] == sealed["records"]
+    records = consume(cluster.bootstrap_servers, topic_name, expected=len(accepted), exact=False)
+    assert set(accepted) <= {int(r.value.split(b":")[0]) for r in records if r.value}
+
+
+@pytest.mark.mock
+def test_a_record_larger_than_the_buffer_is_still_delivered(
+    new_mock_cluster: Any, topic_name: str, tmp_path: Path
+) -> None:
+    cluster = new_mock_cluster(3)
+    cluster.create_topic(topic_name, 1, 3)
+    options = {"spool_dir": str(tmp_path / "spool"), "buffer_memory": 16 * 1024}
+    with kafka_sink.Sink(cluster.bootstrap_servers, **options) as sink:
+        futures = [sink.produce(topic_name, b"%d:" % n + b"z" * 60_000) for n in range(3)]
+        assert sink.flush(30) == 0
+    assert all(f.result(5).offset >= 0 for f in futures)
+    records = consume(cluster.bootstrap_servers, topic_name, expected=3)
+    assert [r.value[:2] for r in records if r.value] == [b"0:", b"1:", b"2:"]
