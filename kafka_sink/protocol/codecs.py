@@ -147,9 +147,7 @@ def compress(codec: Compression, data: Buffer, level: int | None = None) -> byte
     if codec == Compression.NONE:
         return bytes(data)
     if codec == Compression.GZIP:
-        zobj = zlib.compressobj(
-            _GZIP_LEVEL if level is None else level, zlib.DEFLATED, _GZIP_WBITS
-        )
+        zobj = zlib.compressobj(_GZIP_LEVEL if level is None else level, zlib.DEFLATED, _GZIP_WBITS)
         return zobj.compress(data) + zobj.flush()
     if codec == Compression.SNAPPY:
         return _xerial_compress(data)
