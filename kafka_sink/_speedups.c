@@ -941,6 +941,7 @@ static PyTypeObject AccumulatorType = {
  * fixed offsets in the object, which bind_slots() reads once from the member
  * descriptors. Reading a field is then a load, not an attribute lookup. */
 static PyTypeObject *batch_type, *future_type;
+static PyTypeObject *lock_type; /* _thread.LockType */
 static Py_ssize_t off_sealed = -1, off_builder = -1, off_futures = -1, off_reports = -1,
                   off_reserved = -1, off_index = -1;
 
@@ -978,7 +979,7 @@ py_bind_slots(PyObject *module, PyObject *args)
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
-/* The open batch of a queue of batches, as a borrowed reference, or NULL:
+/* The open batch of a queue of batches, as a new reference, or NULL:
  * its last batch, when that is a ProducerBatch that is not sealed and has a
  * compiled builder. (The pure code seals a batch before it sends it.) */
 static PyObject *
@@ -994,13 +995,16 @@ last_open_batch(PyObject *queue)
         PyErr_Clear();
         return NULL;
     }
-    Py_DECREF(batch); /* the queue keeps it alive; we hold the GIL throughout */
-    if (batch_type == NULL || !Py_IS_TYPE(batch, batch_type))
+    if (batch_type == NULL || !Py_IS_TYPE(batch, batch_type)) {
+        Py_DECREF(batch);
         return NULL;
+    }
     PyObject *sealed = SLOT(batch, off_sealed), *builder = SLOT(batch, off_builder);
-    if (sealed != Py_False || builder == NULL || !Py_IS_TYPE(builder, &BuilderType))
+    if (sealed != Py_False || builder == NULL || !Py_IS_TYPE(builder, &BuilderType)) {
+        Py_DECREF(batch);
         return NULL;
-    return batch;
+    }
+    return batch; /* a new reference */
 }
 
 /* (topic, partition) keys of the accumulator's dict, made once each. */
@@ -1036,7 +1040,7 @@ tp_key(PyObject *cache, PyObject *topic, PyObject *partition)
     return Py_NewRef(PyList_GET_ITEM(keys, index));
 }
 
-/* The open batch of (topic, partition) (borrowed), or NULL; -1: error. */
+/* The open batch of (topic, partition) (a new reference), or NULL; -1: error. */
 static int
 open_batch(Accumulator *acc, PyObject *keys, PyObject *topic, PyObject *partition,
            PyObject **batch)
@@ -1128,23 +1132,31 @@ acc_append_fast(Accumulator *acc, PyObject *keys, PyObject *topic, PyObject *par
         if (waiting)
             return waiting < 0 ? -1 : 0;
     }
+    /* Only a lock of the threading module's own type: its non-blocking
+     * acquire runs no Python code and keeps the GIL, which is what makes the
+     * look-up below and the append one step for every other thread. */
+    if (!Py_IS_TYPE(acc->lock, lock_type))
+        return 0;
     PyObject *batch;
     if (open_batch(acc, keys, topic, partition, &batch) < 0)
         return -1;
     if (batch == NULL)
         return 0; /* a new batch: the accumulator's own path opens it */
     PyObject *got = PyObject_CallMethodOneArg(acc->lock, str_acquire, Py_False);
-    if (got == NULL)
+    if (got == NULL) {
+        Py_DECREF(batch);
         return -1;
+    }
     int locked = got == Py_True;
     Py_DECREF(got);
-    if (!locked)
+    if (!locked) {
+        Py_DECREF(batch);
         return 0; /* held by the sender or a slow append: wait for it there */
+    }
     /* Nothing ran between the look-up and the acquire: no Python code, no GIL
      * release, so the batch is still the open one (the sender seals batches
      * under this lock). */
     Builder *builder = (Builder *)SLOT(batch, off_builder);
-    Py_INCREF(batch);
     Py_INCREF(builder);
     int done = builder_append_record(builder, timestamp, key, value, headers);
     if (done == 1 && batch_attach(batch, builder, future, report, size) < 0)
@@ -1339,7 +1351,10 @@ has_room(SinkCore *self, PyObject *topic, PyObject *partition)
         return -1;
     if (batch == NULL)
         return 0;
-    return BATCH_HEADER_SIZE + ((Builder *)SLOT(batch, off_builder))->len < self->acc->batch_size;
+    int room =
+        BATCH_HEADER_SIZE + ((Builder *)SLOT(batch, off_builder))->len < self->acc->batch_size;
+    Py_DECREF(batch);
+    return room;
 }
 
 static int64_t
@@ -1705,6 +1720,13 @@ PyInit__speedups(void)
         return NULL;
     if (PyType_Ready(&BuilderType) < 0 || PyType_Ready(&AccumulatorType) < 0 ||
         PyType_Ready(&CoreType) < 0)
+        return NULL;
+    PyObject *thread = PyImport_ImportModule("_thread");
+    if (thread == NULL)
+        return NULL;
+    lock_type = (PyTypeObject *)PyObject_GetAttrString(thread, "LockType");
+    Py_DECREF(thread);
+    if (lock_type == NULL || !PyType_Check(lock_type))
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)

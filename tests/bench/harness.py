@@ -379,7 +379,11 @@ def run_child(
                 result["stderr"] = "\n".join(done.stderr.strip().splitlines()[-15:])
             return result
     tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-    return {"status": "error", "error": "the child exited without a result", "stderr": tail}
+    return {
+        "status": "error",
+        "error": f"the child exited without a result (exit status {done.returncode})",
+        "stderr": tail,
+    }
 
 
 def command_line(module: str, argv: Sequence[str] | None) -> str:

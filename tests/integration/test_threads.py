@@ -135,3 +135,66 @@ def _count(progress: Progress) -> Callable[[Any, DeliveryError | None], None]:
             progress.failed(error, ())
 
     return on_delivery
+
+
+class _WrappedLock:
+    """A lock as a profiler or a debugging tool wraps one: acquire is Python code."""
+
+    def __init__(self) -> None:
+        self._lock = _real_lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self._lock.acquire(False)
+        if got or not blocking:
+            return got
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+_real_lock = threading.Lock
+
+
+def test_a_sink_built_while_threading_lock_is_wrapped_delivers_everything(
+    new_mock_cluster: Callable[..., MockCluster],
+    topic_name: str,
+    fast_switching: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The compiled fast path appends only under a lock of threading's own type
+    # (its non-blocking acquire runs no Python code); any other lock sends every
+    # record down the Python path, while the sender drains batches at once.
+    cluster = new_mock_cluster(1)
+    cluster.create_topic(topic_name, 3, 1)
+    monkeypatch.setattr(threading, "Lock", _WrappedLock)
+    sink = Sink(cluster.bootstrap_servers, linger_ms=0, acks=1)
+    monkeypatch.setattr(threading, "Lock", _real_lock)
+    assert isinstance(sink._accumulator._lock, _WrappedLock)
+    progress = Progress()
+    total = 4 * 20000
+
+    def produce(me: int) -> None:
+        for seq in range(20000):
+            sink.enqueue(topic_name, b"%d:%d" % (me, seq), key=b"t%d" % me, report=progress)
+
+    threads = [threading.Thread(target=produce, args=(me,)) for me in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sink.flush(120) == 0
+    sink.close(30)
+    assert progress.count == total
+    records = consume(cluster.bootstrap_servers, topic_name, expected=total, timeout=120)
+    assert sorted(r.value for r in records if r.value) == sorted(
+        b"%d:%d" % (me, seq) for me in range(4) for seq in range(20000)
+    )
