@@ -68,7 +68,6 @@ def test_the_sdist_carries_the_sources_and_the_documents(dist: Path) -> None:
         "kafka_sink/__init__.py",
         "kafka_sink/py.typed",
         "kafka_sink/options.py",
-        "setup.py",
         "kafka_sink/_speedups.c",
         "kafka_sink/_speedups.pyi",
     ):
