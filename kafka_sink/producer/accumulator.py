@@ -858,6 +858,7 @@ class RecordAccumulator(_AccumulatorBase):
         chosen = partition if explicit else None
         self._acquire()
         try:
+            record_id = -1
             if (
                 spool.direct
                 and self._used + size <= self._buffer_limit
@@ -884,19 +885,7 @@ class RecordAccumulator(_AccumulatorBase):
                         and batch.spool_log is log
                         and batch.builder.append(timestamp, key, value, headers)
                     ):
-                        if future is not None:
-                            futures = batch.futures
-                            future._index = (
-                                batch.builder.record_count - 1 if batch.reports else len(futures)
-                            )
-                            futures.append(future)
-                        else:
-                            # ProducerBatch.add, inlined: a run of one report grows.
-                            reports = batch.reports
-                            if reports and reports[-1][0] is report:
-                                reports[-1][2] += 1
-                            else:
-                                reports.append([report, batch.builder.record_count - 1, 1])
+                        batch.add(future, report)
                         batch.reserved += size
                         ids = batch.spool_ids
                         assert ids is not None
@@ -915,22 +904,7 @@ class RecordAccumulator(_AccumulatorBase):
                         record_id,
                         log,
                     )
-                else:
-                    wake = self._append_spooled_slow(
-                        spool,
-                        log,
-                        topic,
-                        partition,
-                        chosen,
-                        timestamp,
-                        key,
-                        value,
-                        headers,
-                        future,
-                        report,
-                        size,
-                    )
-            else:
+            if record_id < 0:
                 wake = self._append_spooled_slow(
                     spool,
                     log,
