@@ -18,6 +18,7 @@ import ssl
 from typing import Any
 
 from kafka_sink.config import BrokerAddress, SecurityConfig
+from kafka_sink.error_codes import KafkaErrorCode
 from kafka_sink.errors import (
     AuthenticationError,
     ConnectError,
@@ -49,7 +50,6 @@ _RECV_CHUNK = 256 * 1024
 # socket.recv(n) allocates n bytes before any arrives: a 4-byte size claiming
 # 100 MiB must not cost 100 MiB up front.
 _RECV_MAX = 4 * 1024 * 1024
-_UNSUPPORTED_VERSION = 35
 _NEGOTIATION_ATTEMPTS = 3
 
 
@@ -85,7 +85,7 @@ class ApiVersionsNegotiation:
         """
         self._attempts += 1
         version = self.version
-        if response.error_code == _UNSUPPORTED_VERSION and version > 0:
+        if response.error_code == KafkaErrorCode.UNSUPPORTED_VERSION and version > 0:
             if self._attempts >= _NEGOTIATION_ATTEMPTS:
                 raise UnsupportedVersionError(
                     f"broker {self._broker} offers no ApiVersions version in common",
@@ -96,7 +96,7 @@ class ApiVersionsNegotiation:
             # (negative, say) the broker offers.
             self.version = max(0, min(version - 1, offered[1])) if offered else 0
             return None
-        if response.error_code != 0:
+        if response.error_code != KafkaErrorCode.NONE:
             raise ProtocolError(
                 f"broker {self._broker} refused ApiVersions with error {response.error_code}",
                 broker=self._broker,

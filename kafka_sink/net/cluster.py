@@ -30,6 +30,7 @@ from kafka_sink.constants import (
     RETRY_BACKOFF,
     SEND_MAX_ATTEMPTS,
 )
+from kafka_sink.error_codes import KafkaErrorCode
 from kafka_sink.errors import (
     AuthenticationError,
     BrokerResponseError,
@@ -58,10 +59,6 @@ from kafka_sink.protocol.schema import Message
 __all__ = ["ClusterMetadata", "Connection"]
 
 T = TypeVar("T")
-
-_UNKNOWN_TOPIC_OR_PARTITION = 3
-_LEADER_NOT_AVAILABLE = 5
-_TOPIC_ALREADY_EXISTS = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +345,8 @@ class Connection:
                 return partitions
             creating = self.config.auto_create_topics_enable and error in (
                 0,
-                _UNKNOWN_TOPIC_OR_PARTITION,
-                _LEADER_NOT_AVAILABLE,
+                KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                KafkaErrorCode.LEADER_NOT_AVAILABLE,
             )
             if not creating or self._clock() >= deadline:
                 if error:
@@ -458,7 +455,7 @@ class Connection:
         else:
             response = self.request_to_any(request)
         for result in response.topics:
-            if result.error_code not in (0, _TOPIC_ALREADY_EXISTS):
+            if result.error_code not in (KafkaErrorCode.NONE, KafkaErrorCode.TOPIC_ALREADY_EXISTS):
                 raise BrokerResponseError(
                     result.error_code,
                     result.error_message,

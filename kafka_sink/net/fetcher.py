@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from kafka_sink.config import BrokerAddress, check_int, check_topic
-from kafka_sink.error_codes import describe_error
+from kafka_sink.error_codes import KafkaErrorCode, describe_error
 from kafka_sink.errors import (
     BrokerResponseError,
     InvalidArgumentError,
@@ -63,7 +63,6 @@ from kafka_sink.protocol.records import Header, TimestampType
 
 __all__ = ["FetchedRecord", "Fetcher", "OffsetRange", "OffsetResetCallback"]
 
-_OFFSET_OUT_OF_RANGE = 1
 _INT32_MAX = 0x7FFFFFFF
 
 #: ``on_offset_reset(topic, partition, old_position, new_position)``.
@@ -361,7 +360,7 @@ class Fetcher:
                 partition = part.partition_index
                 if partition not in group:
                     continue
-                if part.error_code == _OFFSET_OUT_OF_RANGE:
+                if part.error_code == KafkaErrorCode.OFFSET_OUT_OF_RANGE:
                     self._reset(topic, partition, positions)
                 elif part.error_code:
                     failure = failure or _broker_error(part.error_code, topic, partition)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_sink.config import BrokerAddress, SinkConfig
+from kafka_sink.error_codes import KafkaErrorCode
 from kafka_sink.errors import (
     BrokerResponseError,
     DeliveryError,
@@ -71,28 +72,19 @@ TopicPartition = tuple[str, int]
 Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
 
 _SEQUENCE_MODULUS = 2**31
-_NONE = 0
-_MESSAGE_TOO_LARGE = 10
-_OUT_OF_ORDER_SEQUENCE = 45
-_DUPLICATE_SEQUENCE = 46
-_INVALID_PRODUCER_EPOCH = 47
-_UNKNOWN_PRODUCER_ID = 59
-_PRODUCER_FENCED = 90
-_UNKNOWN_TOPIC_OR_PARTITION = 3
-_LEADER_NOT_AVAILABLE = 5
 _UNREACHABLE = ("disconnected", "backoff")
 _RESET_PRODUCER = {
-    _OUT_OF_ORDER_SEQUENCE,
-    _INVALID_PRODUCER_EPOCH,
-    _UNKNOWN_PRODUCER_ID,
-    _PRODUCER_FENCED,
+    KafkaErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    KafkaErrorCode.INVALID_PRODUCER_EPOCH,
+    KafkaErrorCode.UNKNOWN_PRODUCER_ID,
+    KafkaErrorCode.PRODUCER_FENCED,
 }
 # InitProducerId answers that mean "this cluster will not do idempotence for us".
 _IDEMPOTENCE_REFUSED = {
-    31,
-    35,
-    53,
-}  # CLUSTER_AUTHORIZATION_FAILED, UNSUPPORTED_VERSION, TXN_ID_AUTH
+    KafkaErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaErrorCode.UNSUPPORTED_VERSION,
+    KafkaErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
 
 
 class ClientResponse(Protocol):
@@ -278,7 +270,10 @@ class Sender:
                 continue
             if topic.error_code:
                 errors[topic.name] = topic.error_code
-                if topic.error_code in (_UNKNOWN_TOPIC_OR_PARTITION, _LEADER_NOT_AVAILABLE):
+                if topic.error_code in (
+                    KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    KafkaErrorCode.LEADER_NOT_AVAILABLE,
+                ):
                     missing_leader = True
                 continue
             counts[topic.name] = len(topic.partitions)
@@ -301,7 +296,7 @@ class Sender:
             self._metadata_due = now + self._retry_backoff(1)
         for name, code in errors.items():
             info = BrokerResponseError(code, topic=name)
-            if not info.retriable and code != _UNKNOWN_TOPIC_OR_PARTITION:
+            if not info.retriable and code != KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 error = DeliveryError(
                     f"cannot produce to topic {name!r}: {info.message}", topic=name, cause=info
                 )
@@ -448,10 +443,10 @@ class Sender:
 
     def _on_partition(self, batch: ProducerBatch, part: PartitionProduceResponse) -> None:
         code = part.error_code
-        if code == _NONE:
+        if code == KafkaErrorCode.NONE:
             self._complete(batch, part.base_offset, part.log_append_time_ms)
             return
-        if code == _DUPLICATE_SEQUENCE:
+        if code == KafkaErrorCode.DUPLICATE_SEQUENCE_NUMBER:
             self._metrics.broker_errors["DUPLICATE_SEQUENCE_NUMBER"] += 1
             # The broker has this batch already: a retry of a write that succeeded.
             self._complete(batch, -1, -1)
@@ -464,7 +459,7 @@ class Sender:
             topic=batch.topic,
             partition=batch.partition,
         )
-        if batch.pinned and (code in _RESET_PRODUCER or code == _MESSAGE_TOO_LARGE):
+        if batch.pinned and (code in _RESET_PRODUCER or code == KafkaErrorCode.MESSAGE_TOO_LARGE):
             # The broker no longer knows the producer that sealed this batch
             # before a restart (expired, fenced): it can no longer tell whether
             # it has the batch. Sent again under the current producer id, it
@@ -477,7 +472,7 @@ class Sender:
             self._reset_producer_id()
             self._retry_or_fail(batch, error)
             return
-        if code == _MESSAGE_TOO_LARGE:
+        if code == KafkaErrorCode.MESSAGE_TOO_LARGE:
             self._give_back_sequence(batch)
             if batch.record_count > 1:
                 self._split(batch)

@@ -49,7 +49,7 @@ import secrets
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from kafka_sink.error_codes import describe_error
+from kafka_sink.error_codes import KafkaErrorCode, describe_error
 from kafka_sink.errors import AuthenticationError, InvalidArgumentError, UnsupportedVersionError
 from kafka_sink.protocol.schema import (
     BYTES,
@@ -79,8 +79,6 @@ __all__ = [
 
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
-_UNSUPPORTED_SASL_MECHANISM = 33
-_ILLEGAL_SASL_STATE = 34
 #: RFC 7677: "the hash iteration-count ... SHOULD be at least 4096"; Kafka
 #: refuses fewer itself, so a broker asking for fewer is not a Kafka broker.
 MIN_SCRAM_ITERATIONS = 4096
@@ -514,12 +512,12 @@ class SaslAuthenticator:
 
     def _handshake(self, response: SaslHandshakeResponse) -> None:
         code = response.error_code
-        if code == _UNSUPPORTED_SASL_MECHANISM:
+        if code == KafkaErrorCode.UNSUPPORTED_SASL_MECHANISM:
             offered = _quote_list(response.mechanisms)
             raise self._error(
                 f"the broker does not enable this mechanism (it offers: {offered})", code=code
             )
-        if code == _ILLEGAL_SASL_STATE:
+        if code == KafkaErrorCode.ILLEGAL_SASL_STATE:
             raise self._error(
                 "the broker refused the SASL handshake (ILLEGAL_SASL_STATE): is the listener "
                 "a SASL_PLAINTEXT or SASL_SSL one?",
