@@ -75,6 +75,18 @@ class _KafkaExporter:
         """What the exporter did so far: exports, failures by cause, messages by outcome."""
         return self._core.stats()
 
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait for the messages of exports that gave up to settle; True when none is left."""
+        return self._core.force_flush(_seconds(timeout_millis))
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Stop exporting; deliver what is pending, close the sink if the exporter built it.
+
+        Bounded by ``timeout_millis`` (the batch processor passes what is
+        left of its own bound), or by the exporter's ``timeout``. Idempotent.
+        """
+        self._core.shutdown(_seconds(timeout_millis))
+
     def __repr__(self) -> str:
         options = self._core.options
         state = "shut down" if self._core.closed else "open"
@@ -154,18 +166,6 @@ class KafkaSpanExporter(_KafkaExporter, SpanExporter):
         delivered = self._core.export(lambda: encode_spans(spans), lambda: len(spans))
         return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Wait for the messages of exports that gave up to settle; True when none is left."""
-        return self._core.force_flush(_seconds(timeout_millis))
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Stop exporting; deliver what is pending, close the sink if the exporter built it.
-
-        Bounded by ``timeout_millis`` (the batch processor passes what is
-        left of its own bound), or by the exporter's ``timeout``. Idempotent.
-        """
-        self._core.shutdown(_seconds(timeout_millis))
-
 
 class KafkaLogExporter(_KafkaExporter, LogRecordExporter):
     """Log records into a Kafka topic, as the Collector's Kafka exporter writes them.
@@ -238,18 +238,6 @@ class KafkaLogExporter(_KafkaExporter, LogRecordExporter):
         """Write ``batch``; SUCCESS once every message is acknowledged, within ``timeout``."""
         delivered = self._core.export(lambda: encode_logs(batch), lambda: len(batch))
         return LogRecordExportResult.SUCCESS if delivered else LogRecordExportResult.FAILURE
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Wait for the messages of exports that gave up to settle; True when none is left."""
-        return self._core.force_flush(_seconds(timeout_millis))
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Stop exporting; deliver what is pending, close the sink if the exporter built it.
-
-        Bounded by ``timeout_millis`` (the batch processor passes what is
-        left of its own bound), or by the exporter's ``timeout``. Idempotent.
-        """
-        self._core.shutdown(_seconds(timeout_millis))
 
 
 def _data_points(metrics_data: MetricsData) -> int:
