@@ -381,17 +381,9 @@ class KafkaLoggerFactory:
         <kafka_sink.Sink.metrics>`. Records neither delivered nor failed are
         still in the sink.
         """
-        delivered, failed, dead_letter_errors = self._ledger.counts()
         with self._lock:
             ignored = dict(self._ignored)
-        return {
-            "records_delivered": delivered,
-            "records_failed": failed,
-            "records_failed_total": sum(failed.values()),
-            "records_ignored": ignored,
-            "dead_letter_errors": dead_letter_errors,
-            "sink": self.sink.metrics(),
-        }
+        return self._ledger.snapshot(self.sink, records_ignored=ignored)
 
     def _after_fork_in_child(self) -> None:
         # The lock may have been held by a thread that does not exist here; the

@@ -522,21 +522,16 @@ class RecordShaper:
 
     def metrics(self) -> dict[str, Any]:
         """Counts of this handler's or processor's records, and the sink's own metrics."""
-        delivered, failed, dead_letter_errors = self._ledger.counts()
         with self._lock:
             ignored = dict(self._ignored)
             sampled_out = dict(self._sampled_out)
             rate_limited = dict(self._rate_limited)
-        return {
-            "records_delivered": delivered,
-            "records_failed": failed,
-            "records_failed_total": sum(failed.values()),
-            "records_ignored": ignored,
-            "records_sampled_out": sampled_out,
-            "records_rate_limited": rate_limited,
-            "dead_letter_errors": dead_letter_errors,
-            "sink": self.sink.metrics(),
-        }
+        return self._ledger.snapshot(
+            self.sink,
+            records_ignored=ignored,
+            records_sampled_out=sampled_out,
+            records_rate_limited=rate_limited,
+        )
 
     def _after_fork_in_child(self) -> None:
         # The lock may have been held by a thread that does not exist here; the
@@ -670,6 +665,18 @@ class DeliveryLedger:
         """``(delivered, failed by reason, dead-letter errors)``."""
         with self._lock:
             return self.delivered_count, dict(self._failures), self.dead_letter_errors
+
+    def snapshot(self, sink: Sink, **counters: dict[str, int]) -> dict[str, Any]:
+        """An owner's ``metrics()``: these counts, its own ``counters``, the sink's metrics."""
+        delivered, failed, dead_letter_errors = self.counts()
+        return {
+            "records_delivered": delivered,
+            "records_failed": failed,
+            "records_failed_total": sum(failed.values()),
+            **counters,
+            "dead_letter_errors": dead_letter_errors,
+            "sink": sink.metrics(),
+        }
 
 
 class ChainPartitioner:
