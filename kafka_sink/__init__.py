@@ -74,8 +74,9 @@ if TYPE_CHECKING:
     from kafka_sink.hooks import DeadLetter, hookimpl, plugin_manager
     from kafka_sink.integrations.handler import KafkaHandler
     from kafka_sink.integrations.logger_factory import KafkaLoggerFactory
+    from kafka_sink.integrations.metrics_exporter import MetricsExporter
     from kafka_sink.integrations.processor import KafkaProcessor
-    from kafka_sink.metrics import MetricsExporter, MetricsRegistry
+    from kafka_sink.metrics import MetricsRegistry
     from kafka_sink.net.cluster import ClusterMetadata, Connection
     from kafka_sink.producer.futures import (
         DeliveryFuture,
@@ -105,7 +106,7 @@ _LAZY: dict[str, str] = {
     "KafkaHandler": "kafka_sink.integrations.handler",
     "KafkaLoggerFactory": "kafka_sink.integrations.logger_factory",
     "KafkaProcessor": "kafka_sink.integrations.processor",
-    "MetricsExporter": "kafka_sink.metrics",
+    "MetricsExporter": "kafka_sink.integrations.metrics_exporter",
     "MetricsRegistry": "kafka_sink.metrics",
     "ClusterMetadata": "kafka_sink.net.cluster",
     "Connection": "kafka_sink.net.cluster",

@@ -12,6 +12,7 @@ import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from kafka_sink.constants import (
     KAFKA_SERVER_PORT,
@@ -21,8 +22,10 @@ from kafka_sink.constants import (
 )
 from kafka_sink.errors import InvalidArgumentError
 from kafka_sink.options import OptionSchema, environment_variable, resolve_options
-from kafka_sink.protocol.oauthbearer import OAuthBearerToken
-from kafka_sink.protocol.sasl import DEFAULT_MAX_SCRAM_ITERATIONS, check_scram_max_iterations
+
+if TYPE_CHECKING:
+    # Only named in an annotation: the protocol layer sits above the configuration.
+    from kafka_sink.protocol.oauthbearer import OAuthBearerToken
 
 __all__ = [
     "SASL_MECHANISMS",
@@ -105,6 +108,34 @@ COMPRESSION_LEVELS: dict[str, tuple[int, int]] = {
     "lz4": (1, 17),
     "zstd": (-131072, 22),
 }
+
+
+#: RFC 7677: "the hash iteration-count ... SHOULD be at least 4096"; Kafka
+#: refuses fewer itself, so a broker asking for fewer is not a Kafka broker.
+MIN_SCRAM_ITERATIONS = 4096
+#: The most SCRAM iterations a broker may ask for, unless configured otherwise
+#: (``sasl_scram_max_iterations``): Kafka's own maximum, the most its tools
+#: store credentials with. The broker picks the count and the client pays for
+#: it (PBKDF2 runs that many rounds), so without a bound a broker could keep a
+#: client deriving a key for minutes.
+DEFAULT_MAX_SCRAM_ITERATIONS = 16384
+#: The largest limit that can be configured: PBKDF2 takes a 32-bit count.
+MAX_SCRAM_ITERATIONS_LIMIT = (1 << 31) - 1
+
+
+def check_scram_max_iterations(value: object) -> int:
+    """Validate a ``sasl_scram_max_iterations`` value (an int, 4096 to 2**31 - 1)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_SCRAM_ITERATIONS <= value <= MAX_SCRAM_ITERATIONS_LIMIT
+    ):
+        raise InvalidArgumentError(
+            "sasl_scram_max_iterations",
+            f"must be an integer between {MIN_SCRAM_ITERATIONS} and "
+            f"{MAX_SCRAM_ITERATIONS_LIMIT}, got {value!r}",
+        )
+    return value
 
 
 def check_compression_level(codec: str, level: object) -> int | None:

@@ -44,8 +44,9 @@ from typing import IO, Any
 
 from kafka_sink.errors import InvalidArgumentError, KafkaSinkError
 from kafka_sink.integrations.handler import KafkaHandler
+from kafka_sink.integrations.metrics_exporter import MetricsExporter
 from kafka_sink.integrations.processor import KafkaProcessor
-from kafka_sink.metrics import MetricsExporter, MetricsRegistry
+from kafka_sink.metrics import MetricsRegistry
 from kafka_sink.metrics.encodings import decode
 from kafka_sink.net.cluster import Connection
 from kafka_sink.net.fetcher import Fetcher

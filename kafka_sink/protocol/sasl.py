@@ -49,6 +49,11 @@ import secrets
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from kafka_sink.config import (
+    DEFAULT_MAX_SCRAM_ITERATIONS,
+    MIN_SCRAM_ITERATIONS,
+    check_scram_max_iterations,
+)
 from kafka_sink.error_codes import KafkaErrorCode, describe_error
 from kafka_sink.errors import AuthenticationError, InvalidArgumentError, UnsupportedVersionError
 from kafka_sink.protocol.schema import (
@@ -79,17 +84,6 @@ __all__ = [
 
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
-#: RFC 7677: "the hash iteration-count ... SHOULD be at least 4096"; Kafka
-#: refuses fewer itself, so a broker asking for fewer is not a Kafka broker.
-MIN_SCRAM_ITERATIONS = 4096
-#: The most SCRAM iterations a broker may ask for, unless configured otherwise
-#: (``sasl_scram_max_iterations``): Kafka's own maximum, the most its tools
-#: store credentials with. The broker picks the count and the client pays for
-#: it (PBKDF2 runs that many rounds), so without a bound a broker could keep a
-#: client deriving a key for minutes.
-DEFAULT_MAX_SCRAM_ITERATIONS = 16384
-#: The largest limit that can be configured: PBKDF2 takes a 32-bit count.
-MAX_SCRAM_ITERATIONS_LIMIT = (1 << 31) - 1
 # RFC 5802 "posit-number": ASCII digits, no sign, no leading zero. int() alone
 # would also take "+4096", " 4096", "4_096" and non-ASCII digits.
 _POSITIVE_NUMBER = re.compile(r"[1-9][0-9]*")
@@ -380,21 +374,6 @@ class ScramMechanism:
 
     def _hmac(self, key: bytes, message: bytes) -> bytes:
         return hmac.new(key, message, self._hash).digest()
-
-
-def check_scram_max_iterations(value: object) -> int:
-    """Validate a ``sasl_scram_max_iterations`` value (an int, 4096 to 2**31 - 1)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_SCRAM_ITERATIONS <= value <= MAX_SCRAM_ITERATIONS_LIMIT
-    ):
-        raise InvalidArgumentError(
-            "sasl_scram_max_iterations",
-            f"must be an integer between {MIN_SCRAM_ITERATIONS} and "
-            f"{MAX_SCRAM_ITERATIONS_LIMIT}, got {value!r}",
-        )
-    return value
 
 
 def _quote(text: str) -> str:

@@ -38,7 +38,8 @@ import time
 from collections.abc import Callable
 
 from kafka_sink import Sink
-from kafka_sink.metrics import MetricsExporter, MetricsRegistry, Snapshot
+from kafka_sink.integrations.metrics_exporter import MetricsExporter
+from kafka_sink.metrics import MetricsRegistry, Snapshot
 from kafka_sink.metrics.encodings import encode_influx, encode_json
 
 Case = Callable[[int], None]

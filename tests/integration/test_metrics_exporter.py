@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from kafka_sink import Sink, hookimpl
-from kafka_sink.metrics import MetricsExporter, MetricsRegistry, Sample
+from kafka_sink.integrations.metrics_exporter import MetricsExporter
+from kafka_sink.metrics import MetricsRegistry, Sample
 from kafka_sink.metrics.encodings import decode
 from kafka_sink.metrics.samples import series_id
 from tests.child import run_python
@@ -253,7 +254,8 @@ def test_the_interpreter_exit_exports_a_last_time(mock_cluster: Any, topic_name:
     mock_cluster.create_topic(topic_name, 2, 3)
     code = """
         import os
-        from kafka_sink.metrics import MetricsExporter, MetricsRegistry
+        from kafka_sink.integrations.metrics_exporter import MetricsExporter
+        from kafka_sink.metrics import MetricsRegistry
         registry = MetricsRegistry()
         exporter = MetricsExporter(
             registry, os.environ["TOPIC"], os.environ["SERVERS"],

@@ -27,7 +27,7 @@ NOT_FOR_A_HANDLER = {
     "kafka_sink.protocol.fetch",
     "kafka_sink.protocol.list_offsets",
     "kafka_sink.protocol.create_topics",
-    "kafka_sink.metrics.exporter",
+    "kafka_sink.integrations.metrics_exporter",
 }
 
 

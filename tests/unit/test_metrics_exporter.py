@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from kafka_sink import BufferFullError, DeadLetter, InvalidArgumentError, Sink, hookimpl
-from kafka_sink.metrics import MetricsExporter, MetricsRegistry, Sample, Snapshot
+from kafka_sink.integrations.metrics_exporter import MetricsExporter
+from kafka_sink.metrics import MetricsRegistry, Sample, Snapshot
 from kafka_sink.metrics.collectors import sink_samples
 from kafka_sink.metrics.encodings import decode_influx, decode_json
 from kafka_sink.producer.futures import UndeliveredRecord
@@ -180,7 +181,8 @@ def test_a_forked_child_gets_an_inert_copy() -> None:
     code = """
         import os
         from kafka_sink import Sink
-        from kafka_sink.metrics import MetricsExporter, MetricsRegistry
+        from kafka_sink.integrations.metrics_exporter import MetricsExporter
+        from kafka_sink.metrics import MetricsRegistry
         registry = MetricsRegistry()
         registry.counter("c_total").inc()
         sink = Sink("127.0.0.1:1")
@@ -498,3 +500,17 @@ def test_sink_arguments_are_checked(sink: RecordingSink) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         MetricsExporter(registry, "metrics", "h:1", interval=None, lingerms=5)
     assert info.value.argument == "lingerms"
+
+
+@pytest.mark.parametrize(
+    "name", ["MetricsExporter", "ExporterConfig", "ExporterStats", "METRICS_SINK_DEFAULTS"]
+)
+def test_the_exporter_s_old_import_path_still_works_and_says_where_it_went(name: str) -> None:
+    import kafka_sink.integrations.metrics_exporter as moved
+    import kafka_sink.metrics
+
+    with pytest.warns(DeprecationWarning, match=rf"kafka_sink\.metrics\.{name} has moved"):
+        value = getattr(kafka_sink.metrics, name)
+    assert value is getattr(moved, name)
+    with pytest.raises(AttributeError, match="no attribute 'Exporter'"):
+        kafka_sink.metrics.Exporter  # noqa: B018  # the lookup itself is what is tested

@@ -14,7 +14,8 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge as PromGauge
 
 from kafka_sink import InvalidArgumentError, Sink
-from kafka_sink.metrics import MetricsExporter, Sample, Snapshot
+from kafka_sink.integrations.metrics_exporter import MetricsExporter
+from kafka_sink.metrics import Sample, Snapshot
 from kafka_sink.metrics.collectors import prometheus_collector
 from kafka_sink.metrics.encodings import decode_influx, decode_json, encode_influx, encode_json
 
