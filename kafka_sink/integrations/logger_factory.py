@@ -33,16 +33,15 @@ became of them is counted per batch, as the processor counts its events.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sys
 import threading
 import traceback
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
+from kafka_sink import lifecycle
 from kafka_sink.config import check_topic, header_pairs
 from kafka_sink.errors import InvalidArgumentError, SinkClosedError
 from kafka_sink.hooks.builtin.records import text_bytes
@@ -230,7 +229,7 @@ class KafkaLoggerFactory:
         self._ignored: Counter[str] = Counter()
         self._closed = False
         self._stalled = False
-        _live_factories.add(self)
+        lifecycle.reset_in_child(self, lifecycle.Stage.LOGGERS)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} topic={self.topic!r}>"
@@ -361,7 +360,7 @@ class KafkaLoggerFactory:
         if self._closed:
             return
         self._closed = True
-        _live_factories.discard(self)
+        lifecycle.forget(self)
         if self.owns_sink:
             self.sink.close(0.0 if self._stalled and timeout is None else timeout)
 
@@ -556,15 +555,3 @@ def _report_error() -> None:
         traceback.print_exc(file=sys.stderr)
     except OSError:  # stderr is gone (e.g. closed at exit): nothing more to do
         pass
-
-
-_live_factories: weakref.WeakSet[KafkaLoggerFactory] = weakref.WeakSet()
-
-
-def _reset_all_in_child() -> None:
-    for factory in list(_live_factories):
-        factory._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -43,14 +43,10 @@ in each process, with labels that tell the processes apart.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import os
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -58,6 +54,7 @@ from typing import Any, Literal
 
 import pluggy
 
+from kafka_sink import lifecycle
 from kafka_sink.config import check_topic
 from kafka_sink.errors import InvalidArgumentError, SinkClosedError
 from kafka_sink.hooks import plugin_manager
@@ -351,7 +348,7 @@ class MetricsExporter:
         self._stop = threading.Event()
         self._wait = wait if wait is not None else self._stop.wait
         self._thread: threading.Thread | None = None
-        _live_exporters.add(self)
+        lifecycle.track(self, lifecycle.Stage.EXPORTERS)
         if self.config.interval is not None:
             self._thread = threading.Thread(
                 target=self._run, name="kafka-sink-metrics", daemon=True
@@ -605,7 +602,7 @@ class MetricsExporter:
             if self._closed:
                 return
             self._closed = True
-        _live_exporters.discard(self)
+        lifecycle.forget(self)
         budget = self.config.close_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
         self._stop.set()
@@ -686,25 +683,3 @@ def _const_labels(value: object) -> Labels:
             )
         out[name] = text
     return tuple(sorted(out.items()))
-
-
-_live_exporters: weakref.WeakSet[MetricsExporter] = weakref.WeakSet()
-
-
-def _close_all_at_exit() -> None:
-    # Registered after kafka_sink.producer.sink's own exit hook (this module
-    # imports it first), so it runs before it: the final exports still find
-    # their sinks open.
-    for exporter in list(_live_exporters):
-        with contextlib.suppress(Exception):
-            exporter.close()
-
-
-def _reset_all_in_child() -> None:
-    for exporter in list(_live_exporters):
-        exporter._after_fork_in_child()
-
-
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -35,17 +35,16 @@ thread.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from kafka_sink import lifecycle
 from kafka_sink.config import SinkConfig, check_topic
 from kafka_sink.errors import ConfigError, DeliveryError, InvalidArgumentError, SinkClosedError
 from kafka_sink.hooks import plugin_manager
@@ -307,7 +306,7 @@ class RecordShaper:
         self._rate_limited: Counter[str] = Counter()
         self._closed = False
         self._stalled = False
-        _live_shapers.add(self)
+        lifecycle.reset_in_child(self, lifecycle.Stage.LOGGERS)
 
     # -- resolving hooks (once) ------------------------------------------------------
 
@@ -512,7 +511,7 @@ class RecordShaper:
         if self._closed:
             return
         self._closed = True
-        _live_shapers.discard(self)
+        lifecycle.forget(self)
         if self.owns_sink:
             self.sink.close(0.0 if self._stalled and timeout is None else timeout)
 
@@ -726,15 +725,3 @@ class ChainPartitioner:
     def on_new_batch(self, topic: str, previous_partition: int, num_partitions: int) -> None:
         for on_new_batch in self._new_batch:
             on_new_batch(topic, previous_partition, num_partitions)
-
-
-_live_shapers: weakref.WeakSet[RecordShaper] = weakref.WeakSet()
-
-
-def _reset_all_in_child() -> None:
-    for shaper in list(_live_shapers):
-        shaper._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -15,13 +15,13 @@ record of a batch shares one outcome object.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures._base import FINISHED, LOGGER, RUNNING
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from kafka_sink import lifecycle
 from kafka_sink.errors import DeliveryError, InvalidArgumentError, WaitTimeoutError
 
 if TYPE_CHECKING:
@@ -110,8 +110,7 @@ def _reset_after_fork() -> None:
     _making = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+lifecycle.on_fork_in_child(_reset_after_fork)
 
 
 class DeliveryFuture(concurrent.futures.Future[RecordMetadata]):

@@ -15,17 +15,15 @@ the parent is unaffected. The sink never logs from its sender thread.
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
-import contextlib
 import os
 import threading
 import time
 import types
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kafka_sink import lifecycle
 from kafka_sink._accel import IMPLEMENTATION
 from kafka_sink._accel import speedups as _speedups
 from kafka_sink.config import SinkConfig, as_bytes, check_topic, header_pairs
@@ -61,8 +59,6 @@ SENDER_THREAD_NAME = "kafka-sink-sender"
 HeaderInput = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 _T = TypeVar("_T")
-
-_live_sinks: weakref.WeakSet[Sink] = weakref.WeakSet()
 
 
 class Sink:
@@ -118,7 +114,7 @@ class Sink:
             self._open_spool()
             if self._accumulator.incomplete:
                 self._start()  # records left by an earlier process go first
-        _live_sinks.add(self)
+        lifecycle.track(self, lifecycle.Stage.SINKS)
 
     def _setup(self) -> None:
         self._abandon_parents_spool()
@@ -465,7 +461,7 @@ class Sink:
             self._closed = True
             if self._core is not None:
                 self._core.closed = True
-        _live_sinks.discard(self)
+        lifecycle.forget(self)
         budget = self.config.close_timeout_ms / 1000.0 if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
         self._accumulator.begin_close()
@@ -608,19 +604,3 @@ def _default_network(config: SinkConfig) -> Network:
 
 def _default_partitioner() -> Partitioner:
     return DefaultPartitioner()
-
-
-def _close_all_at_exit() -> None:
-    for sink in list(_live_sinks):
-        with contextlib.suppress(Exception):
-            sink.close()
-
-
-def _reset_all_in_child() -> None:
-    for sink in list(_live_sinks):
-        sink._after_fork_in_child()
-
-
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -33,10 +33,8 @@ is dropped.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -44,7 +42,7 @@ from types import MappingProxyType
 from typing import Any
 
 from google.protobuf.message import Message
-from kafka_sink import RecordMetadata, Sink, SinkConfig
+from kafka_sink import RecordMetadata, Sink, SinkConfig, lifecycle
 from kafka_sink.errors import DeliveryError, InvalidArgumentError, SinkClosedError
 
 from kafka_sink_otel.messages import SHAPES, KafkaMessage, plan
@@ -190,15 +188,8 @@ class ExportCore:
         self._produced = 0
         self._delivered = 0
         self._failed: Counter[str] = Counter()
-        if hasattr(os, "register_at_fork"):
-            reset = weakref.WeakMethod(self._after_fork_in_child)
-
-            def _in_child() -> None:
-                method = reset()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_in_child)
+        # Shut down by the OpenTelemetry SDK at exit; only a forked child is ours.
+        lifecycle.reset_in_child(self, lifecycle.Stage.EXPORTERS)
 
     @property
     def closed(self) -> bool:
