@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import ssl
+import time
 from typing import Any
 
 from kafka_sink.config import BrokerAddress, SecurityConfig
@@ -130,7 +131,7 @@ def sasl_authenticator(
     mechanism = security.sasl_mechanism or "PLAIN"
     provider = security.sasl_oauth_token_provider
     if mechanism == "OAUTHBEARER" and provider is not None:
-        token = fetch_token(provider, broker)
+        token = fetch_token(provider, broker, wall_clock=time.time)
         return SaslAuthenticator(
             OAuthBearerMechanism(token), broker, api_versions, user=token.principal
         )

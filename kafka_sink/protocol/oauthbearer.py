@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -153,14 +152,15 @@ def client_first_message(token: str, extensions: Mapping[str, str] | None = None
 
 
 def fetch_token(
-    provider: Callable[[], object], broker: str, *, wall_clock: Callable[[], float] = time.time
+    provider: Callable[[], object], broker: str, *, wall_clock: Callable[[], float]
 ) -> OAuthBearerToken:
     """Ask ``provider`` for a token to authenticate with ``broker``.
 
     Whatever goes wrong (the provider raises, returns something that is not
     a token, or a token that has already expired) raises
     :class:`~kafka_sink.errors.AuthenticationError` naming the broker; the
-    provider's own exception is its ``__cause__``.
+    provider's own exception is its ``__cause__``. ``wall_clock`` (``time.time``
+    in the network layer) tells whether the token has expired.
     """
     try:
         token = provider()

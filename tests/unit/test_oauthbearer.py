@@ -8,6 +8,7 @@ whose clock only the test moves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -143,9 +144,9 @@ def test_a_bad_token_names_the_argument(kwargs: dict[str, object], argument: str
 
 
 def test_the_provider_may_return_a_string_or_a_token() -> None:
-    assert fetch_token(lambda: TOKEN, BROKER).value == TOKEN
+    assert fetch_token(lambda: TOKEN, BROKER, wall_clock=time.time).value == TOKEN
     token = OAuthBearerToken(TOKEN, principal="admin")
-    assert fetch_token(lambda: token, BROKER) is token
+    assert fetch_token(lambda: token, BROKER, wall_clock=time.time) is token
 
 
 def test_what_goes_wrong_in_the_provider_is_an_authentication_error() -> None:
@@ -153,14 +154,14 @@ def test_what_goes_wrong_in_the_provider_is_an_authentication_error() -> None:
         raise ConnectionRefusedError("the identity provider is down")
 
     with pytest.raises(AuthenticationError, match="ConnectionRefusedError: the identity") as c:
-        fetch_token(broken, BROKER)
+        fetch_token(broken, BROKER, wall_clock=time.time)
     assert isinstance(c.value.__cause__, ConnectionRefusedError)
     assert c.value.mechanism == "OAUTHBEARER"
     assert c.value.broker == BROKER
     with pytest.raises(AuthenticationError, match="returned a int, not an OAuthBearerToken"):
-        fetch_token(lambda: 42, BROKER)
+        fetch_token(lambda: 42, BROKER, wall_clock=time.time)
     with pytest.raises(AuthenticationError, match="returned a string that has characters"):
-        fetch_token(lambda: "two words", BROKER)
+        fetch_token(lambda: "two words", BROKER, wall_clock=time.time)
     expired = OAuthBearerToken(TOKEN, lifetime_ms=1_000, principal="admin")
     with pytest.raises(AuthenticationError, match="token for 'admin' that expired") as c:
         fetch_token(lambda: expired, BROKER, wall_clock=lambda: 2.0)
