@@ -39,7 +39,6 @@ __all__ = [
     "DeliveryError",
     "DeliveryTimeoutError",
     "ErrorCode",
-    "IllegalStateTransitionError",
     "InvalidArgumentError",
     "KafkaSinkError",
     "LeaderNotFoundError",
@@ -166,17 +165,6 @@ class CorrelationIdMismatchError(ProtocolError):
     """A response arrived with a correlation id that matches no request in flight."""
 
     default_code = ErrorCode.CORRELATION_ID_MISMATCH
-
-
-class IllegalStateTransitionError(ProtocolError):
-    """A connection was driven out of order: an event its state does not accept.
-
-    Raised by :mod:`kafka_sink.net.state` (``state`` and ``event`` name the
-    two): a broker answer arriving when no such answer can come, or a bug in
-    the code that drives the connection. The connection cannot go on.
-    """
-
-    default_code = ErrorCode.PROTOCOL
 
 
 class NetworkError(KafkaSinkError):

@@ -8,13 +8,7 @@ Setting up a connection: the transport connects (and, for TLS, completes the
 handshake: :mod:`kafka_sink.net.security`), ApiVersions tells which versions
 the broker speaks, and on a SASL listener the SaslHandshake/SaslAuthenticate
 exchange of :class:`~kafka_sink.protocol.sasl.SaslAuthenticator` runs before
-any other request, all within the connect timeout. The order of those steps
-is the table of :mod:`kafka_sink.net.state`: the connection does what its
-state asks for until the state is ready.
-
-This module also holds the I/O-free pieces of the set-up that the
-non-blocking :class:`~kafka_sink.net.client.NetworkClient` shares:
-:class:`ApiVersionsNegotiation` and :func:`sasl_authenticator`.
+any other request, all within the connect timeout.
 """
 
 from __future__ import annotations
@@ -38,7 +32,6 @@ from kafka_sink.errors import (
     UnsupportedVersionError,
 )
 from kafka_sink.net.security import tls_failure
-from kafka_sink.net.state import ConnectionEvent, ConnectionState, ConnectionStateMachine
 from kafka_sink.net.transport import Clock, Stream, Transport, monotonic
 from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
@@ -59,14 +52,6 @@ _RECV_CHUNK = 256 * 1024
 # 100 MiB must not cost 100 MiB up front.
 _RECV_MAX = 4 * 1024 * 1024
 _NEGOTIATION_ATTEMPTS = 3
-# The states without a socket.
-_IDLE = (ConnectionState.DISCONNECTED, ConnectionState.BACKOFF)
-# What the connection is doing, for messages, in the states that exchange requests.
-_PHASES = {
-    ConnectionState.API_VERSIONS: "version negotiation",
-    ConnectionState.SASL_HANDSHAKE: "SASL authentication",
-    ConnectionState.SASL_AUTHENTICATE: "SASL authentication",
-}
 
 
 class ApiVersionsNegotiation:
@@ -171,10 +156,9 @@ class BrokerConnection:
         self._clock = clock
         self._software_version = software_version
         self._security = security or SecurityConfig()
-        self._machine = ConnectionStateMachine(
-            tls=self._security.uses_tls, sasl=self._security.uses_sasl
-        )
-        # Whether the broker has answered a request since the connection was ready.
+        # What the connection is setting up, for messages (None once it is ready),
+        # and whether the broker has answered a request since.
+        self._phase: str | None = None
         self._answered = False
         # KIP-368: when the SASL session must be renewed (inf: never).
         self._reauth_at = math.inf
@@ -191,29 +175,11 @@ class BrokerConnection:
     def connected(self) -> bool:
         return self._stream is not None
 
-    @property
-    def state(self) -> ConnectionState:
-        """Where the connection is (:mod:`kafka_sink.net.state`)."""
-        return self._machine.state
-
-    @property
-    def _phase(self) -> str | None:
-        """What the connection is setting up, for messages (None once it is ready)."""
-        machine = self._machine
-        phase = _PHASES.get(machine.state)
-        if phase is not None and machine.reauthenticating:
-            return "SASL re-authentication"
-        return phase
-
     def connect(self, timeout: float) -> None:
         """Connect (if not connected) and learn the broker's API versions."""
         if self._stream is not None:
             return
         deadline = self._clock() + timeout
-        machine = self._machine
-        if machine.state not in _IDLE:
-            machine.apply(ConnectionEvent.CLOSED)
-        machine.apply(ConnectionEvent.CONNECT)
         try:
             stream = self._transport.connect(self.address.host, self.address.port, timeout)
         except TlsError as exc:
@@ -225,24 +191,14 @@ class BrokerConnection:
         self._stream = stream
         self._protocol = ClientProtocol(self._client_id)
         self._answered = False
-        # The transport has set up TCP, and TLS when the listener uses it.
-        if machine.apply(ConnectionEvent.TCP_CONNECTED) is ConnectionState.TLS_HANDSHAKE:
-            machine.apply(ConnectionEvent.TLS_ESTABLISHED)
-        self._set_up(deadline)
-
-    def _set_up(self, deadline: float) -> None:
-        """Do what the state asks for until the connection is ready (the table orders the steps)."""
-        machine = self._machine
-        while True:
-            state = machine.state
-            if state is ConnectionState.READY:
-                return
-            if state is ConnectionState.API_VERSIONS:
-                self._negotiate(deadline)
-            elif state is ConnectionState.SASL_HANDSHAKE:
+        try:
+            self._phase = "version negotiation"
+            self._negotiate(deadline)
+            if self._security.uses_sasl:
+                self._phase = "SASL authentication"
                 self._authenticate(deadline)
-            else:  # pragma: no cover - the table leads nowhere else
-                raise AssertionError(f"no set-up step for state {state.name}")
+        finally:
+            self._phase = None
 
     def _negotiate(self, deadline: float) -> None:
         """ApiVersions with the KIP-511 fallback to the version the broker offers."""
@@ -253,11 +209,10 @@ class BrokerConnection:
             try:
                 ranges = negotiation.handle(response)
             except ProtocolError:
-                self._close(ConnectionEvent.FAILED)
+                self.close()
                 raise
             if ranges is not None:
                 self.api_versions = ranges
-                self._machine.apply(ConnectionEvent.VERSIONS_AGREED)
                 return
 
     def _authenticate(self, deadline: float) -> None:
@@ -267,21 +222,16 @@ class BrokerConnection:
         except KafkaSinkError as exc:
             # A token provider's own exception stays the cause (the traceback shows it).
             raise self._fail(exc) from exc.__cause__
-        machine = self._machine
         while True:
             request, version = auth.request()
             response = self._exchange(request, version, deadline)
             try:
-                done = auth.handle(response)
+                if auth.handle(response):
+                    delay = reauthentication_delay(auth.session_lifetime_ms)
+                    self._reauth_at = math.inf if delay is None else self._clock() + delay
+                    return
             except AuthenticationError as exc:
                 raise self._fail(exc) from None
-            if machine.state is ConnectionState.SASL_HANDSHAKE:
-                machine.apply(ConnectionEvent.HANDSHAKE_ACCEPTED)
-            if done:
-                delay = reauthentication_delay(auth.session_lifetime_ms)
-                self._reauth_at = math.inf if delay is None else self._clock() + delay
-                machine.apply(ConnectionEvent.AUTHENTICATED)
-                return
 
     def version_for(self, api_key: int) -> int:
         """The version of ``api_key`` to use with this broker."""
@@ -308,8 +258,11 @@ class BrokerConnection:
             # at its next request; authenticate again first, in place (nothing
             # else is in flight on a blocking connection).
             self._reauth_at = math.inf
-            self._machine.apply(ConnectionEvent.REAUTHENTICATE)
-            self._set_up(deadline)
+            self._phase = "SASL re-authentication"
+            try:
+                self._authenticate(deadline)
+            finally:
+                self._phase = None
         if version is None:
             version = self.version_for(request.API_KEY)
         return self._exchange(request, version, deadline, client_id)
@@ -395,17 +348,11 @@ class BrokerConnection:
 
     def _fail(self, exc: KafkaSinkError) -> KafkaSinkError:
         self.last_error = exc
-        self._close(ConnectionEvent.FAILED)
+        self.close()
         return exc
 
     def close(self) -> None:
         """Close the socket; requests in flight are forgotten. Never raises."""
-        self._close(ConnectionEvent.CLOSED)
-
-    def _close(self, event: ConnectionEvent) -> None:
-        machine = self._machine
-        if event is ConnectionEvent.CLOSED or machine.state not in _IDLE:
-            machine.apply(event)
         stream, self._stream = self._stream, None
         protocol, self._protocol = self._protocol, None
         if protocol is not None:

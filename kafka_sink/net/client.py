@@ -75,6 +75,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kafka_sink.config import (
@@ -97,9 +98,7 @@ from kafka_sink.errors import (
     UnsupportedVersionError,
 )
 from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
-from kafka_sink.net.response import BodyT, Callback, ClientResponse, Completed, run_callbacks
 from kafka_sink.net.security import create_ssl_context, tls_failure
-from kafka_sink.net.state import LABELS, ConnectionEvent, ConnectionState, ConnectionStateMachine
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
@@ -119,23 +118,14 @@ __all__ = [
     "NetworkClient",
 ]
 
-# Connection states, as connection_states() reports them (kafka_sink.net.state.LABELS).
-CONNECTING = LABELS[ConnectionState.CONNECTING]
-HANDSHAKING = LABELS[ConnectionState.TLS_HANDSHAKE]
-NEGOTIATING = LABELS[ConnectionState.API_VERSIONS]
-AUTHENTICATING = LABELS[ConnectionState.SASL_AUTHENTICATE]
-READY = LABELS[ConnectionState.READY]
-DISCONNECTED = LABELS[ConnectionState.DISCONNECTED]
-BACKOFF = LABELS[ConnectionState.BACKOFF]
-
-# The states as the engine compares them (by identity), and the events it applies.
-_READY = ConnectionState.READY
-_CONNECTING = ConnectionState.CONNECTING
-_TLS_HANDSHAKE = ConnectionState.TLS_HANDSHAKE
-_API_VERSIONS = ConnectionState.API_VERSIONS
-_SASL_HANDSHAKE = ConnectionState.SASL_HANDSHAKE
-_IDLE = (ConnectionState.DISCONNECTED, ConnectionState.BACKOFF)
-_Event = ConnectionEvent
+# Connection states, as connection_states() reports them.
+CONNECTING = "connecting"
+HANDSHAKING = "handshaking"
+NEGOTIATING = "negotiating"
+AUTHENTICATING = "authenticating"
+READY = "ready"
+DISCONNECTED = "disconnected"
+BACKOFF = "backoff"
 
 # socket.getaddrinfo() encodes host names with the "idna" codec, which Python
 # imports on first use. Imported here, with this module, so that it is never
@@ -155,7 +145,7 @@ _MAX_IOV = 64
 _TLS_CHUNK = 64 * 1024
 _TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 # States whose connection takes no frames yet (TCP or TLS is still being set up).
-_NOT_WRITABLE = (_CONNECTING, _TLS_HANDSHAKE)
+_NOT_WRITABLE = (CONNECTING, HANDSHAKING)
 _JITTER = 0.2
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
@@ -174,6 +164,28 @@ _WRITE = selectors.EVENT_WRITE
 _AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr) from getaddrinfo
 
 
+@dataclass(frozen=True, slots=True)
+class ClientResponse:
+    """The outcome of one request, as its callback receives it.
+
+    Exactly one of ``body`` and ``error`` is set, except for requests that get
+    no answer (Produce with ``acks=0``): those complete with neither once
+    their bytes are written. ``version`` is the version the request was sent
+    at (-1 if it was refused before one was chosen). ``latency`` is the time
+    from ``send()`` to the completion, in seconds of the client's clock.
+    """
+
+    node_id: int
+    request: Message
+    version: int
+    body: Any | None
+    error: KafkaSinkError | None
+    latency: float
+
+
+Callback = Callable[[ClientResponse], None]
+
+
 class _Request:
     """A request queued or in flight on one connection."""
 
@@ -189,8 +201,8 @@ class _Request:
         self.end = end  # offset, in the connection's output stream, of its last byte + 1
 
 
-class _Node(ConnectionStateMachine):
-    """One broker node: its address and its connection, moved along kafka_sink.net.state."""
+class _Node:
+    """One broker node: its address and the state of its connection."""
 
     __slots__ = (
         "address",
@@ -212,19 +224,21 @@ class _Node(ConnectionStateMachine):
         "protocol",
         "queued",
         "reauth_at",
+        "reauthenticating",
         "retry_at",
         "sock",
+        "state",
         "tls_out",
         "unanswered",
         "versions",
         "written",
     )
 
-    def __init__(self, node_id: int, address: BrokerAddress, *, tls: bool, sasl: bool) -> None:
-        super().__init__(tls=tls, sasl=sasl)
+    def __init__(self, node_id: int, address: BrokerAddress) -> None:
         self.node_id = node_id
         self.address = address
         self.broker = str(address)
+        self.state = DISCONNECTED
         self.sock: socket.socket | None = None
         self.mask = 0
         self.protocol: ClientProtocol | None = None
@@ -254,6 +268,7 @@ class _Node(ConnectionStateMachine):
         # flight are answered and the connection has authenticated again.
         self.reauth_at = math.inf
         self.paused = False
+        self.reauthenticating = False
 
     def pending(self) -> int:
         return len(self.awaiting) + len(self.unanswered)
@@ -338,7 +353,7 @@ class NetworkClient:
         self._paused: set[_Node] = set()
         self._nodes: dict[int, _Node] = {}
         self._dirty: set[_Node] = set()  # nodes with output not yet tried
-        self._completed: list[Completed] = []
+        self._completed: list[tuple[Callback, ClientResponse]] = []
         self._dispatching = False
         self._closed = False
         self._silent = False
@@ -378,9 +393,7 @@ class NetworkClient:
             self._debug(node, f"forgotten: {reason}")
         for node_id, address in nodes.items():
             if node_id not in self._nodes:
-                self._nodes[node_id] = _Node(
-                    node_id, address, tls=self._ssl_context is not None, sasl=self._sasl
-                )
+                self._nodes[node_id] = _Node(node_id, address)
 
     def ready(self, node_id: int) -> bool:
         """Whether a request can be sent to ``node_id`` now.
@@ -394,7 +407,7 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         if node is None:
             return False
-        if node.state is _READY:
+        if node.state == READY:
             return not node.paused and node.pending() < self._max_in_flight
         if node.sock is None and not self._closed:
             now = self._clock()
@@ -410,7 +423,7 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         return (
             node is not None
-            and node.state is _READY
+            and node.state == READY
             and not node.paused
             and len(node.awaiting) + len(node.unanswered) < self._max_in_flight
         )
@@ -419,8 +432,8 @@ class NetworkClient:
         """Requests sent and not yet completed, to ``node_id`` or to every node."""
         if node_id is not None:
             node = self._nodes.get(node_id)
-            return node.pending() if node is not None and node.state is _READY else 0
-        return sum(n.pending() for n in self._nodes.values() if n.state is _READY)
+            return node.pending() if node is not None and node.state == READY else 0
+        return sum(n.pending() for n in self._nodes.values() if n.state == READY)
 
     def api_versions(self, node_id: int) -> dict[int, tuple[int, int]]:
         """The version ranges the node supports by API key (empty until it is ready)."""
@@ -435,7 +448,7 @@ class NetworkClient:
         :class:`~kafka_sink.errors.ConnectError` when the node is not ready.
         """
         node = self._nodes.get(node_id)
-        if node is None or node.state is not _READY:
+        if node is None or node.state != READY:
             raise self._not_ready(node_id, node)
         version = node.versions.get(api_key)
         if version is None:
@@ -481,7 +494,7 @@ class NetworkClient:
         start = random.randrange(len(nodes))
         for i in range(len(nodes)):
             node = nodes[(start + i) % len(nodes)]
-            if node.state is _READY and not node.paused:
+            if node.state == READY and not node.paused:
                 load = node.pending()
                 if load < best_load:
                     best, best_load = node, load
@@ -503,7 +516,7 @@ class NetworkClient:
     @staticmethod
     def _state(node: _Node, now: float) -> str:
         if node.sock is not None:
-            return LABELS[node.state]
+            return node.state
         return BACKOFF if now < node.retry_at else DISCONNECTED
 
     # -- requests ---------------------------------------------------------------------
@@ -512,7 +525,7 @@ class NetworkClient:
         self,
         node_id: int,
         request: Message,
-        callback: Callable[[ClientResponse[BodyT]], None],
+        callback: Callback,
         *,
         version: int | None = None,
     ) -> None:
@@ -524,7 +537,7 @@ class NetworkClient:
         ``acks=0``) completes when they all are.
         """
         node = self._nodes.get(node_id)
-        if node is None or node.state is not _READY:
+        if node is None or node.state != READY:
             self._refuse(node_id, request, version, callback, self._not_ready(node_id, node))
             return
         pending = len(node.awaiting) + len(node.unanswered)
@@ -589,10 +602,10 @@ class NetworkClient:
             if node is None:
                 self._drain_wakeup()
             elif key.fileobj is node.sock:  # else the connection was replaced this turn
-                if node.state is _CONNECTING:
+                if node.state == CONNECTING:
                     self._finish_connect(node, now)
                     continue
-                if node.state is _TLS_HANDSHAKE:
+                if node.state == HANDSHAKING:
                     self._handshake(node, now)
                     continue
                 if mask & _READ:
@@ -668,9 +681,7 @@ class NetworkClient:
             if node.sock is not None:
                 with contextlib.suppress(OSError):
                     node.sock.close()  # the child's descriptor only; no shutdown()
-            self._nodes[node_id] = _Node(
-                node_id, node.address, tls=self._ssl_context is not None, sasl=self._sasl
-            )
+            self._nodes[node_id] = _Node(node_id, node.address)
         self._dirty = set()
         self._tls_backlog = set()
         self._paused = set()
@@ -703,7 +714,7 @@ class NetworkClient:
 
     def _connect(self, node: _Node, now: float) -> None:
         """Start a non-blocking connect to the node's next address."""
-        node.apply(_Event.CONNECT)
+        node.state = CONNECTING
         node.deadline = now + self._connect_timeout
         self._next_deadline = min(self._next_deadline, node.deadline)
         if not node.addresses:
@@ -770,8 +781,7 @@ class NetworkClient:
     def _connected(self, node: _Node, now: float) -> None:
         """TCP is up: start TLS, or negotiate versions."""
         node.addresses = []  # the next connection resolves the name again
-        # The table says what comes next: TLS, or ApiVersions on a plaintext listener.
-        if node.apply(_Event.TCP_CONNECTED) is _TLS_HANDSHAKE:
+        if self._ssl_context is not None:
             self._start_tls(node, now)
             return
         self._start_negotiation(node, now)
@@ -791,6 +801,7 @@ class NetworkClient:
             self._fail(node, now, tls_failure(exc, node.broker).message)
             return
         node.sock = tls
+        node.state = HANDSHAKING
         node.mask = _READ | _WRITE
         self._selector.register(tls, node.mask, node)
         self._debug(node, "connected, TLS handshake")
@@ -813,7 +824,6 @@ class NetworkClient:
             return
         self._want(node, _READ)
         self._debug(node, f"TLS up ({sock.version()}), negotiating versions")
-        node.apply(_Event.TLS_ESTABLISHED)
         self._start_negotiation(node, now)
 
     def _want(self, node: _Node, mask: int) -> None:
@@ -822,6 +832,7 @@ class NetworkClient:
             self._selector.modify(node.sock, mask, node)
 
     def _start_negotiation(self, node: _Node, now: float) -> None:
+        node.state = NEGOTIATING
         node.protocol = ClientProtocol(self._client_id, max_response_size=self._max_response_size)
         node.negotiation = ApiVersionsNegotiation(node.broker, self._software_version)
         self._debug(node, "connected, negotiating versions")
@@ -846,8 +857,7 @@ class NetworkClient:
         node.api_versions = ranges
         node.versions = {}
         node.negotiation = None
-        # The table says what comes next: SASL, or ready on a listener without it.
-        if node.apply(_Event.VERSIONS_AGREED) is _READY:
+        if not self._sasl:
             self._ready(node, now)
             return True
         try:
@@ -858,6 +868,7 @@ class NetworkClient:
         except KafkaSinkError as exc:  # a broker older than Kafka 1.0
             self._fail(node, now, exc.message)
             return False
+        node.state = AUTHENTICATING
         self._debug(node, f"authenticating with SASL {node.auth.mechanism}")
         self._send_auth(node, now)
         return True
@@ -875,14 +886,10 @@ class NetworkClient:
         except AuthenticationError as exc:
             self._setup_error(node, now, exc)
             return False
-        if node.state is _SASL_HANDSHAKE:
-            node.apply(_Event.HANDSHAKE_ACCEPTED)
         if done:
             lifetime = node.auth.session_lifetime_ms
             node.auth = None
-            again = node.reauthenticating
-            node.apply(_Event.AUTHENTICATED)
-            self._ready(node, now, lifetime, again)
+            self._ready(node, now, lifetime)
         else:
             self._send_auth(node, now)
         return True
@@ -896,7 +903,7 @@ class NetworkClient:
         """
         started = False
         for node in list(self._paused):
-            if node.state is not _READY or node.sock is None:
+            if node.state != READY or node.sock is None:
                 self._paused.discard(node)
                 continue
             if node.awaiting or node.unanswered or node.out:
@@ -910,7 +917,8 @@ class NetworkClient:
             except KafkaSinkError as exc:
                 self._fail(node, now, exc.message)
                 continue
-            node.apply(_Event.REAUTHENTICATE)
+            node.state = AUTHENTICATING
+            node.reauthenticating = True
             node.deadline = now + self._connect_timeout
             self._next_deadline = min(self._next_deadline, node.deadline)
             self._debug(node, f"re-authenticating with SASL {node.auth.mechanism}")
@@ -919,14 +927,13 @@ class NetworkClient:
         if started:
             self._flush(now)
 
-    def _ready(
-        self, node: _Node, now: float = 0.0, session_lifetime_ms: int = 0, again: bool = False
-    ) -> None:
-        """The table has made the node ready (``again``: after re-authenticating)."""
+    def _ready(self, node: _Node, now: float = 0.0, session_lifetime_ms: int = 0) -> None:
+        again = node.reauthenticating
+        node.state = READY
         node.fresh = not again
         node.failures = 0
         node.last_error = None
-        node.paused = False
+        node.paused = node.reauthenticating = False
         # KIP-368: the broker closes a connection used after its session ends;
         # authenticate again before then (bounded below: see reauthentication_delay).
         delay = reauthentication_delay(session_lifetime_ms)
@@ -1083,7 +1090,7 @@ class NetworkClient:
             except _TLS_RETRY:
                 return
             except OSError as exc:
-                if tls and node.state is not _READY and isinstance(exc, ssl.SSLError):
+                if tls and node.state != READY and isinstance(exc, ssl.SSLError):
                     # TLS 1.3 reports a refused client certificate after the handshake.
                     self._setup_error(node, now, tls_failure(exc, node.broker))
                     return
@@ -1108,8 +1115,8 @@ class NetworkClient:
         )
         if node.reauthenticating:
             return " while re-authenticating"
-        if node.state is not _READY:
-            return f" while {LABELS[node.state]} ({expected})"
+        if node.state != READY:
+            return f" while {node.state} ({expected})"
         if node.fresh and not self._sasl:
             # A SASL listener answers ApiVersions, then drops a client that does
             # not authenticate at its first other request.
@@ -1131,7 +1138,7 @@ class NetworkClient:
                 return True
             entry = awaiting.popleft()
             if entry.callback is None:  # the connection's own ApiVersions or SASL
-                if node.state is not _API_VERSIONS:
+                if node.state == AUTHENTICATING:
                     if not self._authenticating(node, response.body, now):
                         return False
                 elif not self._negotiated(node, response.body, now):
@@ -1161,7 +1168,7 @@ class NetworkClient:
         for node in self._nodes.values():
             if node.sock is None:
                 continue
-            if node.state is not _READY:
+            if node.state != READY:
                 if now >= node.deadline:
                     what = "re-authentication" if node.reauthenticating else "connection"
                     self._fail(
@@ -1198,8 +1205,8 @@ class NetworkClient:
 
         ``error`` goes to the request whose answer caused the failure.
         """
-        setting_up = node.state is not _READY
-        self._drop(node, now, reason, error=error, event=_Event.FAILED)
+        setting_up = node.state != READY
+        self._drop(node, now, reason, error=error)
         node.last_error = reason
         if setting_up:
             self._debug(node, f"connection failed: {reason}")
@@ -1217,7 +1224,7 @@ class NetworkClient:
             return
         # Refused credentials or certificate: retrying soon would only be
         # refused again, so every node waits the longest back-off.
-        self._drop(node, now, error.message, event=_Event.FAILED)
+        self._drop(node, now, error.message)
         node.last_error = error.message
         node.failures += 1
         self._auth_error = error
@@ -1226,7 +1233,7 @@ class NetworkClient:
         self._auth_retry_at = node.retry_at
 
     def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
-        node.apply(_Event.FAILED)
+        node.state = DISCONNECTED
         node.last_error = reason
         self._debug(node, f"connection failed: {reason}")
         if node.addresses:
@@ -1241,19 +1248,9 @@ class NetworkClient:
         node.retry_at = now + min(delay, self._backoff_max)
 
     def _drop(
-        self,
-        node: _Node,
-        now: float,
-        reason: str,
-        *,
-        error: KafkaSinkError | None = None,
-        event: ConnectionEvent = ConnectionEvent.CLOSED,
+        self, node: _Node, now: float, reason: str, *, error: KafkaSinkError | None = None
     ) -> None:
-        """Close the node's connection and fail every request queued or in flight on it.
-
-        ``event`` is what the state machine is told: FAILED after a failure
-        (the node backs off), CLOSED when the node is dropped on purpose.
-        """
+        """Close the node's connection and fail every request queued or in flight on it."""
         expired = now - self._request_timeout
         written = node.written
         entries = sorted((*node.awaiting, *node.unanswered), key=lambda e: e.end)
@@ -1304,10 +1301,9 @@ class NetworkClient:
         self._dirty.discard(node)
         self._tls_backlog.discard(node)
         self._paused.discard(node)
-        node.paused = False
+        node.paused = node.reauthenticating = False
         node.reauth_at = math.inf
-        if event is ConnectionEvent.CLOSED or node.state not in _IDLE:
-            node.apply(event)
+        node.state = DISCONNECTED
         node.mask = 0
         node.out.clear()
         node.tls_out = None
@@ -1353,9 +1349,17 @@ class NetworkClient:
         if not completed or self._dispatching:
             return
         self._dispatching = True
+        done = 0
         try:
-            self.callback_errors += run_callbacks(completed)
+            while done < len(completed):
+                callback, response = completed[done]
+                done += 1
+                try:
+                    callback(response)
+                except Exception:
+                    self.callback_errors += 1
         finally:
+            del completed[:done]
             self._dispatching = False
 
     def silence(self) -> None:

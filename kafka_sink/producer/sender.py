@@ -43,9 +43,8 @@ from kafka_sink.errors import (
     RecordTooLargeError,
     UnsupportedVersionError,
 )
-from kafka_sink.net.response import BodyT, ClientResponse
 from kafka_sink.net.transport import Clock
-from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator, TopicPartition
+from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator
 from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture, DeliveryReport
 from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.protocol.apis import ApiKey
@@ -69,7 +68,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Network", "Sender"]
 
+TopicPartition = tuple[str, int]
 Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
+
 _SEQUENCE_MODULUS = 2**31
 _UNREACHABLE = ("disconnected", "backoff")
 _RESET_PRODUCER = {
@@ -86,6 +87,15 @@ _IDEMPOTENCE_REFUSED = {
 }
 
 
+class ClientResponse(Protocol):
+    node_id: int
+    request: Message
+    version: int
+    body: Any | None
+    error: KafkaSinkError | None
+    latency: float
+
+
 class Network(Protocol):
     """What the sender needs of the I/O layer (``kafka_sink.net.client.NetworkClient``)."""
 
@@ -96,7 +106,7 @@ class Network(Protocol):
         self,
         node_id: int,
         request: Message,
-        callback: Callable[[ClientResponse[BodyT]], None],
+        callback: Callable[[Any], None],
         *,
         version: int | None = None,
     ) -> None: ...
@@ -238,7 +248,7 @@ class Sender:
         self._metrics.metadata_refreshes += 1
         self._net.send(node, request, self._on_metadata)
 
-    def _on_metadata(self, response: ClientResponse[MetadataResponse]) -> None:
+    def _on_metadata(self, response: ClientResponse) -> None:
         self._metadata_in_flight = False
         now = self._clock()
         body: MetadataResponse | None = response.body
@@ -319,7 +329,7 @@ class Sender:
         self._pid_in_flight = True
         self._net.send(node, InitProducerIdRequest(None, -1), self._on_producer_id)
 
-    def _on_producer_id(self, response: ClientResponse[InitProducerIdResponse]) -> None:
+    def _on_producer_id(self, response: ClientResponse) -> None:
         self._pid_in_flight = False
         body: InitProducerIdResponse | None = response.body
         if response.error is not None or body is None:
@@ -382,11 +392,9 @@ class Sender:
             [TopicProduceData(topic, parts) for topic, parts in topics.items()],
         )
         self._metrics.requests += 1
-
-        def on_produced(response: ClientResponse[ProduceResponse]) -> None:
-            self._on_produce(response, sent)
-
-        self._net.send(node, request, on_produced, version=version)
+        self._net.send(
+            node, request, lambda response: self._on_produce(response, sent), version=version
+        )
 
     def _encode(self, batch: ProducerBatch) -> bytes:
         spool = self._spool if batch.spool_log is not None else None
@@ -412,7 +420,7 @@ class Sender:
         return batch.encoded(self._producer_id, self._producer_epoch, sequence)
 
     def _on_produce(
-        self, response: ClientResponse[ProduceResponse], sent: dict[TopicPartition, ProducerBatch]
+        self, response: ClientResponse, sent: dict[TopicPartition, ProducerBatch]
     ) -> None:
         self._metrics.latencies.append(response.latency)
         if response.error is not None:
