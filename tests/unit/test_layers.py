@@ -111,14 +111,14 @@ def imports_of(path: Path, root: Path = PACKAGE) -> Iterator[tuple[str, int]]:
             else:
                 target = node.module or ""
             # "from kafka_sink import _speedups" imports the submodule, not
-            # the package's public names.
-            for alias in node.names:
-                name = f"{target}.{alias.name}"
-                yield (name if is_module(name, root) else target), node.lineno
+            # the package's public names; each module once per statement.
+            names = (f"{target}.{alias.name}" for alias in node.names)
+            for imported in dict.fromkeys(n if is_module(n, root) else target for n in names):
+                yield imported, node.lineno
 
 
-def source_files() -> list[Path]:
-    return sorted(PACKAGE.rglob("*.py"))
+def source_files(root: Path = PACKAGE) -> list[Path]:
+    return sorted(root.rglob("*.py"))
 
 
 def test_every_module_is_in_a_layer() -> None:
@@ -128,7 +128,7 @@ def test_every_module_is_in_a_layer() -> None:
 
 def upward_imports(root: Path = PACKAGE) -> list[str]:
     found = []
-    for path in sorted(root.rglob("*.py")):
+    for path in source_files(root):
         importer = module_name(path, root)
         own = unit_of(importer)
         for imported, line in imports_of(path, root):
