@@ -299,6 +299,7 @@ class RecordAccumulator(_AccumulatorBase):
         self._incomplete = 0
         self._flushing = 0
         self._closing = False
+        self._stopped = False  # see stop_sending()
         self._drain_start = 0
         self._spool: Spool | None = None
 
@@ -368,9 +369,12 @@ class RecordAccumulator(_AccumulatorBase):
             wake = self._append_slow(
                 topic, partition, timestamp, key, value, headers, future, size, explicit, report
             )
+            late = self._stopped
         finally:
             self._release()
-        if wake:
+        if late:
+            self.resolve_doomed()
+        elif wake:
             self._wakeup()
 
     def _refuse_too_large(self, topic: str, payload: int, future: DeliveryFuture) -> None:
@@ -383,7 +387,11 @@ class RecordAccumulator(_AccumulatorBase):
         with self._lock:
             self._metrics.dropped["too_large"] += 1
             self._doomed.append((future, error))
-        self._wakeup()
+            late = self._stopped
+        if late:
+            self.resolve_doomed()
+        else:
+            self._wakeup()
 
     def _append_slow(
         self,
@@ -592,11 +600,28 @@ class RecordAccumulator(_AccumulatorBase):
 
     # -- sender thread --------------------------------------------------------------
 
-    def take_doomed(self) -> list[tuple[DeliveryFuture, DeliveryError]]:
-        """Futures failed on the callers' threads, to be resolved by the sender."""
+    def resolve_doomed(self) -> None:
+        """Tell the futures failed on the callers' threads (buffer full, too large,
+        closing) of their failure: on the sender thread, or once it has finished
+        (see :meth:`stop_sending`) on the caller's."""
         with self._lock:
             doomed, self._doomed = self._doomed, []
-        return doomed
+        for future, error in doomed:
+            outcome = BatchOutcome(str(error.context.get("topic", "")), -1, -1, error=error)
+            if not future.resolve(outcome):
+                self._metrics.callback_errors += 1
+
+    def stop_sending(self) -> None:
+        """The sender thread's last act: nobody resolves doomed futures after it.
+
+        A caller that passed the sink's closed check just before the close can
+        still reach :meth:`append` after the sender thread took its last look;
+        from now on such a record's future is failed on the caller's thread
+        instead of waiting in ``_doomed`` for a sender that is gone.
+        """
+        with self._lock:
+            self._stopped = True
+        self.resolve_doomed()
 
     def pending_topics(self) -> list[str]:
         """Topics with records waiting for metadata."""
@@ -919,9 +944,12 @@ class RecordAccumulator(_AccumulatorBase):
                     report,
                     size,
                 )
+            late = self._stopped
         finally:
             self._release()
-        if wake:
+        if late:
+            self.resolve_doomed()
+        elif wake:
             self._wakeup()
 
     def _append_spooled_slow(
@@ -1308,6 +1336,7 @@ class RecordAccumulator(_AccumulatorBase):
         self._incomplete = 0
         self._flushing = 0
         self._closing = False
+        self._stopped = False  # see stop_sending()
 
 
 def _reported(

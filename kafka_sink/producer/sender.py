@@ -170,7 +170,7 @@ class Sender:
     def run_once(self) -> None:
         """One turn of the loop: see the module docstring."""
         now = self._clock()
-        self._resolve_doomed()
+        self._acc.resolve_doomed()
         refused = self._net.authentication_error()
         if refused is not None:
             self._fail_unauthenticated(refused)
@@ -220,12 +220,6 @@ class Sender:
         return self._acc.has_work() or self._net.in_flight() > 0
 
     # -- futures failed elsewhere -----------------------------------------------------
-
-    def _resolve_doomed(self) -> None:
-        for future, error in self._acc.take_doomed():
-            outcome = BatchOutcome(str(error.context.get("topic", "")), -1, -1, error=error)
-            if not future.resolve(outcome):
-                self._metrics.callback_errors += 1
 
     # -- metadata ---------------------------------------------------------------------
 
@@ -696,7 +690,7 @@ class Sender:
                 self._fail_futures([item.future], "", error, reason)
         if self._spool is not None:
             self._fail_futures(self._acc.take_backlog_futures(), "", error, reason)
-        self._resolve_doomed()
+        self._acc.resolve_doomed()
 
     def _fail_unauthenticated(self, refused: KafkaSinkError) -> None:
         """A broker refused the credentials or the TLS handshake: the same settings

@@ -375,6 +375,10 @@ class Sink:
 
     def _start(self) -> Sender:
         with self._lifecycle:
+            if self._closed:
+                # A caller that passed produce()'s closed check as close() ran:
+                # a sender started now would outlive the sink.
+                raise SinkClosedError("the sink is closed")
             if self._pid != os.getpid():  # forked: the parent's state is the parent's
                 self._setup()
             if self._sender is not None:
@@ -418,6 +422,7 @@ class Sink:
                     "on that spool_dir delivers it"
                 )
             sender.abort(SinkClosedError(message))
+            self._accumulator.stop_sending()
         finally:
             network.close()
             spool = self._spool

@@ -14,6 +14,7 @@ from kafka_sink.errors import (
     DeliveryError,
     DeliveryTimeoutError,
     RecordTooLargeError,
+    SinkClosedError,
 )
 from kafka_sink.producer.accumulator import RecordAccumulator
 from kafka_sink.producer.futures import DeliveryFuture
@@ -197,6 +198,42 @@ def test_message_too_large_splits_the_batch_and_fails_only_the_big_record() -> N
     assert isinstance(outcomes[1], RecordTooLargeError)
     assert outcomes[2] is None
     assert [v for _, v in h.log()] == [b"small-1", b"small-2"]
+
+
+def test_a_record_that_arrives_after_the_sender_finished_is_failed_at_once() -> None:
+    # A producing thread can pass the sink's closed check just before close()
+    # and reach the accumulator after the sender thread took its last look: its
+    # record must still be told its fate, not wait for a sender that is gone.
+    h = harness(linger_ms=60000, max_request_size=2048)
+    before = h.produce(b"buffered")
+    h.acc.begin_close()
+    h.sender.abort(SinkClosedError("closed"))
+    h.acc.stop_sending()
+    assert isinstance(before.exception(0), SinkClosedError)
+    called: list[Any] = []
+    late = h.produce(b"late", callback=lambda metadata, error: called.append(error))
+    big = h.produce(b"x" * 4096)
+
+    class Report:
+        needs_records = True
+
+        def __init__(self) -> None:
+            self.failed_records: list[Any] = []
+
+        def delivered(self, count: int) -> None:
+            raise AssertionError("nothing is delivered after the close")
+
+        def failed(self, error: DeliveryError, records: Any) -> None:
+            self.failed_records.extend((type(error), r.value) for r in records)
+
+    report = Report()
+    h.acc.append("logs", 0, 1_700_000_000_000, None, b"queued", (), None, True, report)
+    assert isinstance(late.exception(0), SinkClosedError)
+    assert len(called) == 1
+    assert isinstance(called[0], SinkClosedError)
+    assert isinstance(big.exception(0), RecordTooLargeError)
+    assert report.failed_records == [(SinkClosedError, b"queued")]
+    assert h.metrics.dropped["closed"] == 2
 
 
 def test_record_over_max_request_size_is_rejected_alone() -> None:

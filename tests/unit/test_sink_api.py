@@ -87,6 +87,16 @@ def test_produce_after_close_raises() -> None:
         sink.produce("t", b"v")
 
 
+def test_a_first_produce_racing_close_starts_no_sender() -> None:
+    # The first produce() of a thread that passed the closed check as close()
+    # ran would start the sender thread; after the close it must not.
+    sink = Sink("127.0.0.1:1")
+    sink.close(0)
+    with pytest.raises(SinkClosedError):
+        sink._start()  # where that produce() goes next
+    assert sink._thread is None
+
+
 def test_repr_and_metrics_hold_no_record_content() -> None:
     # Distinctive content in every part of a record, so that any of it would show.
     content = ["key-7f3a", "value-9c1e", "header-name-41d2", "header-value-e8b5"]

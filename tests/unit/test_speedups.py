@@ -7,6 +7,7 @@ whichever path the rest of the suite is on.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -304,8 +305,11 @@ def test_closing_while_threads_produce_loses_no_record_and_raises_only_sink_clos
         thread.join(60)
     assert not problems
     assert accepted  # the threads did produce before the close
-    # every accepted record was told its fate: nothing hangs in a future
-    assert all(future.done() for future in accepted)
+    # Every accepted record is told its fate: nothing hangs in a future. close()
+    # keeps to its timeout, so the sender thread may still be failing the last
+    # of tens of thousands of futures as it returns; the fates follow at once.
+    _, hanging = concurrent.futures.wait(accepted, timeout=60)
+    assert not hanging, f"{len(hanging)} of {len(accepted)} futures never resolved"
     assert all(isinstance(future.exception(0), SinkClosedError) for future in accepted)
 
 
