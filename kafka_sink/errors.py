@@ -39,6 +39,7 @@ __all__ = [
     "DeliveryError",
     "DeliveryTimeoutError",
     "ErrorCode",
+    "IllegalStateTransitionError",
     "InvalidArgumentError",
     "KafkaSinkError",
     "LeaderNotFoundError",
@@ -165,6 +166,15 @@ class CorrelationIdMismatchError(ProtocolError):
     """A response arrived with a correlation id that matches no request in flight."""
 
     default_code = ErrorCode.CORRELATION_ID_MISMATCH
+
+
+class IllegalStateTransitionError(ProtocolError):
+    """A connection was driven out of the protocol's order of set-up steps.
+
+    Raised by :class:`~kafka_sink.net.state.ConnectionSetup` for an event its
+    state does not take: a bug in the client that reported the event, which
+    stops instead of carrying on in a state nobody meant.
+    """
 
 
 class NetworkError(KafkaSinkError):

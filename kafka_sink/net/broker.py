@@ -8,7 +8,9 @@ Setting up a connection: the transport connects (and, for TLS, completes the
 handshake: :mod:`kafka_sink.net.security`), ApiVersions tells which versions
 the broker speaks, and on a SASL listener the SaslHandshake/SaslAuthenticate
 exchange of :class:`~kafka_sink.protocol.sasl.SaslAuthenticator` runs before
-any other request, all within the connect timeout.
+any other request, all within the connect timeout. The order of these steps
+is :mod:`kafka_sink.net.state`'s, the same machine the non-blocking client
+drives: each step reports its event there.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from kafka_sink.errors import (
     TlsError,
     UnsupportedVersionError,
 )
-from kafka_sink.net.security import tls_failure
+from kafka_sink.net.security import TlsTransport, tls_failure
+from kafka_sink.net.state import ConnectionEvent, ConnectionSetup, ConnectionState
 from kafka_sink.net.transport import Clock, Stream, Transport, monotonic
 from kafka_sink.protocol.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sink.protocol.apis import ApiKey, choose_version, supported_versions
@@ -156,9 +159,10 @@ class BrokerConnection:
         self._clock = clock
         self._software_version = software_version
         self._security = security or SecurityConfig()
-        # What the connection is setting up, for messages (None once it is ready),
-        # and whether the broker has answered a request since.
-        self._phase: str | None = None
+        self._setup = ConnectionSetup(
+            tls=isinstance(transport, TlsTransport), sasl=self._security.uses_sasl
+        )
+        # Whether the broker has answered a request since the set-up ended.
         self._answered = False
         # KIP-368: when the SASL session must be renewed (inf: never).
         self._reauth_at = math.inf
@@ -175,11 +179,29 @@ class BrokerConnection:
     def connected(self) -> bool:
         return self._stream is not None
 
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection is (:mod:`kafka_sink.net.state`)."""
+        return self._setup.state
+
+    @property
+    def _phase(self) -> str | None:
+        """What the connection is setting up, for messages (None once it is ready)."""
+        state = self._setup.state
+        if state is ConnectionState.NEGOTIATING:
+            return "version negotiation"
+        if state is ConnectionState.AUTHENTICATING:
+            again = self._setup.reauthenticating
+            return "SASL re-authentication" if again else "SASL authentication"
+        return None
+
     def connect(self, timeout: float) -> None:
         """Connect (if not connected) and learn the broker's API versions."""
         if self._stream is not None:
             return
         deadline = self._clock() + timeout
+        setup = self._setup
+        setup.handle(ConnectionEvent.CONNECT)
         try:
             stream = self._transport.connect(self.address.host, self.address.port, timeout)
         except TlsError as exc:
@@ -191,14 +213,11 @@ class BrokerConnection:
         self._stream = stream
         self._protocol = ClientProtocol(self._client_id)
         self._answered = False
-        try:
-            self._phase = "version negotiation"
-            self._negotiate(deadline)
-            if self._security.uses_sasl:
-                self._phase = "SASL authentication"
-                self._authenticate(deadline)
-        finally:
-            self._phase = None
+        if setup.handle(ConnectionEvent.TCP_UP) is ConnectionState.HANDSHAKING:
+            setup.handle(ConnectionEvent.TLS_UP)  # the TLS transport completed the handshake
+        self._negotiate(deadline)
+        if setup.handle(ConnectionEvent.VERSIONS_AGREED) is ConnectionState.AUTHENTICATING:
+            self._authenticate(deadline)
 
     def _negotiate(self, deadline: float) -> None:
         """ApiVersions with the KIP-511 fallback to the version the broker offers."""
@@ -229,6 +248,7 @@ class BrokerConnection:
                 if auth.handle(response):
                     delay = reauthentication_delay(auth.session_lifetime_ms)
                     self._reauth_at = math.inf if delay is None else self._clock() + delay
+                    self._setup.handle(ConnectionEvent.AUTHENTICATED)
                     return
             except AuthenticationError as exc:
                 raise self._fail(exc) from None
@@ -258,11 +278,8 @@ class BrokerConnection:
             # at its next request; authenticate again first, in place (nothing
             # else is in flight on a blocking connection).
             self._reauth_at = math.inf
-            self._phase = "SASL re-authentication"
-            try:
-                self._authenticate(deadline)
-            finally:
-                self._phase = None
+            self._setup.handle(ConnectionEvent.SESSION_ENDING)
+            self._authenticate(deadline)
         if version is None:
             version = self.version_for(request.API_KEY)
         return self._exchange(request, version, deadline, client_id)
@@ -348,11 +365,18 @@ class BrokerConnection:
 
     def _fail(self, exc: KafkaSinkError) -> KafkaSinkError:
         self.last_error = exc
-        self.close()
+        self._close(ConnectionEvent.FAIL)
         return exc
 
     def close(self) -> None:
         """Close the socket; requests in flight are forgotten. Never raises."""
+        self._close(ConnectionEvent.DISCONNECT)
+
+    def _close(self, event: ConnectionEvent) -> None:
+        if self._setup.has_socket or (
+            event is ConnectionEvent.DISCONNECT and self._setup.state is ConnectionState.BACKOFF
+        ):
+            self._setup.handle(event)
         stream, self._stream = self._stream, None
         protocol, self._protocol = self._protocol, None
         if protocol is not None:

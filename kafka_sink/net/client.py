@@ -8,17 +8,13 @@ and each response is matched to the oldest unanswered request by its
 correlation id (:class:`~kafka_sink.protocol.client.ClientProtocol` does the
 framing and the matching; this module only moves bytes).
 
-Each node's connection goes through these states (the bracketed ones only
-with TLS, and with SASL, as ``security`` says)::
-
-    disconnected --ready()--> connecting --TCP up--> [handshaking] --TLS up--> negotiating
-         ^                        |                       |                        |
-         |                        |                       |                   ApiVersions
-         |                        |                       |                        v
-         +------ back-off <-------+-----------------------+---------------- [authenticating]
-              (refused, timed out, reset, EOF, bad frame,                          |
-               credentials or certificate refused)                  SASL done      v
-                                                                                 ready
+Each node's connection goes through the states of
+:mod:`kafka_sink.net.state`: connecting, [handshaking] (TLS only),
+negotiating, [authenticating] (SASL only), ready; a failure leads to a
+back-off, and the next :meth:`NetworkClient.ready` after it connects again.
+That module holds the one table of transitions; this one reports events to
+it (TCP up, TLS up, versions agreed, ...) and does the I/O of the state it
+gets back.
 
 ``ready()`` starts a non-blocking connect; ``poll()`` completes it, runs the
 TLS handshake on readiness events (``SSLWantRead``/``SSLWantWrite`` say which
@@ -99,6 +95,7 @@ from kafka_sink.errors import (
 )
 from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
 from kafka_sink.net.security import create_ssl_context, tls_failure
+from kafka_sink.net.state import ConnectionEvent, ConnectionSetup, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
@@ -118,14 +115,14 @@ __all__ = [
     "NetworkClient",
 ]
 
-# Connection states, as connection_states() reports them.
-CONNECTING = "connecting"
-HANDSHAKING = "handshaking"
-NEGOTIATING = "negotiating"
-AUTHENTICATING = "authenticating"
-READY = "ready"
-DISCONNECTED = "disconnected"
-BACKOFF = "backoff"
+# Connection states, as connection_states() reports them (net/state has the table).
+CONNECTING = ConnectionState.CONNECTING
+HANDSHAKING = ConnectionState.HANDSHAKING
+NEGOTIATING = ConnectionState.NEGOTIATING
+AUTHENTICATING = ConnectionState.AUTHENTICATING
+READY = ConnectionState.READY
+DISCONNECTED = ConnectionState.DISCONNECTED
+BACKOFF = ConnectionState.BACKOFF
 
 # socket.getaddrinfo() encodes host names with the "idna" codec, which Python
 # imports on first use. Imported here, with this module, so that it is never
@@ -201,8 +198,9 @@ class _Request:
         self.end = end  # offset, in the connection's output stream, of its last byte + 1
 
 
-class _Node:
-    """One broker node: its address and the state of its connection."""
+class _Node(ConnectionSetup):
+    """One broker node: its address and its connection, whose state
+    (:class:`~kafka_sink.net.state.ConnectionSetup`) only events move on."""
 
     __slots__ = (
         "address",
@@ -224,21 +222,19 @@ class _Node:
         "protocol",
         "queued",
         "reauth_at",
-        "reauthenticating",
         "retry_at",
         "sock",
-        "state",
         "tls_out",
         "unanswered",
         "versions",
         "written",
     )
 
-    def __init__(self, node_id: int, address: BrokerAddress) -> None:
+    def __init__(self, node_id: int, address: BrokerAddress, *, tls: bool, sasl: bool) -> None:
+        super().__init__(tls=tls, sasl=sasl)
         self.node_id = node_id
         self.address = address
         self.broker = str(address)
-        self.state = DISCONNECTED
         self.sock: socket.socket | None = None
         self.mask = 0
         self.protocol: ClientProtocol | None = None
@@ -268,7 +264,6 @@ class _Node:
         # flight are answered and the connection has authenticated again.
         self.reauth_at = math.inf
         self.paused = False
-        self.reauthenticating = False
 
     def pending(self) -> int:
         return len(self.awaiting) + len(self.unanswered)
@@ -388,12 +383,15 @@ class NetworkClient:
             if address == node.address:
                 continue
             reason = "left the cluster" if address is None else f"moved to {address}"
-            self._drop(node, now, reason)
+            self._drop(node, now, reason, event=ConnectionEvent.CLOSE)
             del self._nodes[node_id]
             self._debug(node, f"forgotten: {reason}")
         for node_id, address in nodes.items():
             if node_id not in self._nodes:
-                self._nodes[node_id] = _Node(node_id, address)
+                self._nodes[node_id] = self._new_node(node_id, address)
+
+    def _new_node(self, node_id: int, address: BrokerAddress) -> _Node:
+        return _Node(node_id, address, tls=self._ssl_context is not None, sasl=self._sasl)
 
     def ready(self, node_id: int) -> bool:
         """Whether a request can be sent to ``node_id`` now.
@@ -407,9 +405,9 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         if node is None:
             return False
-        if node.state == READY:
+        if node.state is READY:
             return not node.paused and node.pending() < self._max_in_flight
-        if node.sock is None and not self._closed:
+        if not node.has_socket and not self._closed:
             now = self._clock()
             if now >= node.retry_at and now >= self._auth_retry_at:
                 if self._auth_error is not None:
@@ -423,7 +421,7 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         return (
             node is not None
-            and node.state == READY
+            and node.state is READY
             and not node.paused
             and len(node.awaiting) + len(node.unanswered) < self._max_in_flight
         )
@@ -432,8 +430,8 @@ class NetworkClient:
         """Requests sent and not yet completed, to ``node_id`` or to every node."""
         if node_id is not None:
             node = self._nodes.get(node_id)
-            return node.pending() if node is not None and node.state == READY else 0
-        return sum(n.pending() for n in self._nodes.values() if n.state == READY)
+            return node.pending() if node is not None and node.state is READY else 0
+        return sum(n.pending() for n in self._nodes.values() if n.state is READY)
 
     def api_versions(self, node_id: int) -> dict[int, tuple[int, int]]:
         """The version ranges the node supports by API key (empty until it is ready)."""
@@ -448,7 +446,7 @@ class NetworkClient:
         :class:`~kafka_sink.errors.ConnectError` when the node is not ready.
         """
         node = self._nodes.get(node_id)
-        if node is None or node.state != READY:
+        if node is None or node.state is not READY:
             raise self._not_ready(node_id, node)
         version = node.versions.get(api_key)
         if version is None:
@@ -494,7 +492,7 @@ class NetworkClient:
         start = random.randrange(len(nodes))
         for i in range(len(nodes)):
             node = nodes[(start + i) % len(nodes)]
-            if node.state == READY and not node.paused:
+            if node.state is READY and not node.paused:
                 load = node.pending()
                 if load < best_load:
                     best, best_load = node, load
@@ -515,9 +513,10 @@ class NetworkClient:
 
     @staticmethod
     def _state(node: _Node, now: float) -> str:
-        if node.sock is not None:
-            return node.state
-        return BACKOFF if now < node.retry_at else DISCONNECTED
+        if node.has_socket:
+            return node.state.value
+        # The machine reads no clock: a back-off whose time is over reads as disconnected.
+        return BACKOFF.value if now < node.retry_at else DISCONNECTED.value
 
     # -- requests ---------------------------------------------------------------------
 
@@ -537,7 +536,7 @@ class NetworkClient:
         ``acks=0``) completes when they all are.
         """
         node = self._nodes.get(node_id)
-        if node is None or node.state != READY:
+        if node is None or node.state is not READY:
             self._refuse(node_id, request, version, callback, self._not_ready(node_id, node))
             return
         pending = len(node.awaiting) + len(node.unanswered)
@@ -602,10 +601,10 @@ class NetworkClient:
             if node is None:
                 self._drain_wakeup()
             elif key.fileobj is node.sock:  # else the connection was replaced this turn
-                if node.state == CONNECTING:
+                if node.state is CONNECTING:
                     self._finish_connect(node, now)
                     continue
-                if node.state == HANDSHAKING:
+                if node.state is HANDSHAKING:
                     self._handshake(node, now)
                     continue
                 if mask & _READ:
@@ -644,7 +643,7 @@ class NetworkClient:
         self._closed = True
         now = self._clock()
         for node in self._nodes.values():
-            self._drop(node, now, "the client was closed")
+            self._drop(node, now, "the client was closed", event=ConnectionEvent.CLOSE)
         self._nodes.clear()
         self._dirty.clear()
         with contextlib.suppress(OSError):
@@ -681,7 +680,7 @@ class NetworkClient:
             if node.sock is not None:
                 with contextlib.suppress(OSError):
                     node.sock.close()  # the child's descriptor only; no shutdown()
-            self._nodes[node_id] = _Node(node_id, node.address)
+            self._nodes[node_id] = self._new_node(node_id, node.address)
         self._dirty = set()
         self._tls_backlog = set()
         self._paused = set()
@@ -714,7 +713,7 @@ class NetworkClient:
 
     def _connect(self, node: _Node, now: float) -> None:
         """Start a non-blocking connect to the node's next address."""
-        node.state = CONNECTING
+        node.handle(ConnectionEvent.CONNECT)
         node.deadline = now + self._connect_timeout
         self._next_deadline = min(self._next_deadline, node.deadline)
         if not node.addresses:
@@ -781,7 +780,7 @@ class NetworkClient:
     def _connected(self, node: _Node, now: float) -> None:
         """TCP is up: start TLS, or negotiate versions."""
         node.addresses = []  # the next connection resolves the name again
-        if self._ssl_context is not None:
+        if node.handle(ConnectionEvent.TCP_UP) is HANDSHAKING:
             self._start_tls(node, now)
             return
         self._start_negotiation(node, now)
@@ -801,7 +800,6 @@ class NetworkClient:
             self._fail(node, now, tls_failure(exc, node.broker).message)
             return
         node.sock = tls
-        node.state = HANDSHAKING
         node.mask = _READ | _WRITE
         self._selector.register(tls, node.mask, node)
         self._debug(node, "connected, TLS handshake")
@@ -824,6 +822,7 @@ class NetworkClient:
             return
         self._want(node, _READ)
         self._debug(node, f"TLS up ({sock.version()}), negotiating versions")
+        node.handle(ConnectionEvent.TLS_UP)
         self._start_negotiation(node, now)
 
     def _want(self, node: _Node, mask: int) -> None:
@@ -832,7 +831,6 @@ class NetworkClient:
             self._selector.modify(node.sock, mask, node)
 
     def _start_negotiation(self, node: _Node, now: float) -> None:
-        node.state = NEGOTIATING
         node.protocol = ClientProtocol(self._client_id, max_response_size=self._max_response_size)
         node.negotiation = ApiVersionsNegotiation(node.broker, self._software_version)
         self._debug(node, "connected, negotiating versions")
@@ -857,7 +855,7 @@ class NetworkClient:
         node.api_versions = ranges
         node.versions = {}
         node.negotiation = None
-        if not self._sasl:
+        if node.handle(ConnectionEvent.VERSIONS_AGREED) is READY:
             self._ready(node, now)
             return True
         try:
@@ -868,7 +866,6 @@ class NetworkClient:
         except KafkaSinkError as exc:  # a broker older than Kafka 1.0
             self._fail(node, now, exc.message)
             return False
-        node.state = AUTHENTICATING
         self._debug(node, f"authenticating with SASL {node.auth.mechanism}")
         self._send_auth(node, now)
         return True
@@ -889,7 +886,9 @@ class NetworkClient:
         if done:
             lifetime = node.auth.session_lifetime_ms
             node.auth = None
-            self._ready(node, now, lifetime)
+            again = node.reauthenticating
+            node.handle(ConnectionEvent.AUTHENTICATED)
+            self._ready(node, now, lifetime, again=again)
         else:
             self._send_auth(node, now)
         return True
@@ -903,7 +902,7 @@ class NetworkClient:
         """
         started = False
         for node in list(self._paused):
-            if node.state != READY or node.sock is None:
+            if node.state is not READY or node.sock is None:
                 self._paused.discard(node)
                 continue
             if node.awaiting or node.unanswered or node.out:
@@ -917,8 +916,7 @@ class NetworkClient:
             except KafkaSinkError as exc:
                 self._fail(node, now, exc.message)
                 continue
-            node.state = AUTHENTICATING
-            node.reauthenticating = True
+            node.handle(ConnectionEvent.SESSION_ENDING)
             node.deadline = now + self._connect_timeout
             self._next_deadline = min(self._next_deadline, node.deadline)
             self._debug(node, f"re-authenticating with SASL {node.auth.mechanism}")
@@ -927,13 +925,14 @@ class NetworkClient:
         if started:
             self._flush(now)
 
-    def _ready(self, node: _Node, now: float = 0.0, session_lifetime_ms: int = 0) -> None:
-        again = node.reauthenticating
-        node.state = READY
+    def _ready(
+        self, node: _Node, now: float, session_lifetime_ms: int = 0, *, again: bool = False
+    ) -> None:
+        """Bookkeeping of a connection that has just become READY (``again``: re-authenticated)."""
         node.fresh = not again
         node.failures = 0
         node.last_error = None
-        node.paused = node.reauthenticating = False
+        node.paused = False
         # KIP-368: the broker closes a connection used after its session ends;
         # authenticate again before then (bounded below: see reauthentication_delay).
         delay = reauthentication_delay(session_lifetime_ms)
@@ -1090,7 +1089,7 @@ class NetworkClient:
             except _TLS_RETRY:
                 return
             except OSError as exc:
-                if tls and node.state != READY and isinstance(exc, ssl.SSLError):
+                if tls and node.state is not READY and isinstance(exc, ssl.SSLError):
                     # TLS 1.3 reports a refused client certificate after the handshake.
                     self._setup_error(node, now, tls_failure(exc, node.broker))
                     return
@@ -1115,8 +1114,8 @@ class NetworkClient:
         )
         if node.reauthenticating:
             return " while re-authenticating"
-        if node.state != READY:
-            return f" while {node.state} ({expected})"
+        if node.state is not READY:
+            return f" while {node.state.value} ({expected})"
         if node.fresh and not self._sasl:
             # A SASL listener answers ApiVersions, then drops a client that does
             # not authenticate at its first other request.
@@ -1138,7 +1137,7 @@ class NetworkClient:
                 return True
             entry = awaiting.popleft()
             if entry.callback is None:  # the connection's own ApiVersions or SASL
-                if node.state == AUTHENTICATING:
+                if node.state is AUTHENTICATING:
                     if not self._authenticating(node, response.body, now):
                         return False
                 elif not self._negotiated(node, response.body, now):
@@ -1168,7 +1167,7 @@ class NetworkClient:
         for node in self._nodes.values():
             if node.sock is None:
                 continue
-            if node.state != READY:
+            if node.state is not READY:
                 if now >= node.deadline:
                     what = "re-authentication" if node.reauthenticating else "connection"
                     self._fail(
@@ -1205,7 +1204,7 @@ class NetworkClient:
 
         ``error`` goes to the request whose answer caused the failure.
         """
-        setting_up = node.state != READY
+        setting_up = node.state is not READY
         self._drop(node, now, reason, error=error)
         node.last_error = reason
         if setting_up:
@@ -1233,7 +1232,8 @@ class NetworkClient:
         self._auth_retry_at = node.retry_at
 
     def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
-        node.state = DISCONNECTED
+        """No socket could be opened (a name that does not resolve, a bad port)."""
+        node.handle(ConnectionEvent.FAIL)
         node.last_error = reason
         self._debug(node, f"connection failed: {reason}")
         if node.addresses:
@@ -1248,9 +1248,19 @@ class NetworkClient:
         node.retry_at = now + min(delay, self._backoff_max)
 
     def _drop(
-        self, node: _Node, now: float, reason: str, *, error: KafkaSinkError | None = None
+        self,
+        node: _Node,
+        now: float,
+        reason: str,
+        *,
+        error: KafkaSinkError | None = None,
+        event: ConnectionEvent = ConnectionEvent.FAIL,
     ) -> None:
-        """Close the node's connection and fail every request queued or in flight on it."""
+        """Close the node's connection and fail every request queued or in flight on it.
+
+        ``event`` is FAIL (the connection broke: back off), or CLOSE (the node
+        left, or the client closed).
+        """
         expired = now - self._request_timeout
         written = node.written
         entries = sorted((*node.awaiting, *node.unanswered), key=lambda e: e.end)
@@ -1301,9 +1311,11 @@ class NetworkClient:
         self._dirty.discard(node)
         self._tls_backlog.discard(node)
         self._paused.discard(node)
-        node.paused = node.reauthenticating = False
+        node.paused = False
         node.reauth_at = math.inf
-        node.state = DISCONNECTED
+        if event is not ConnectionEvent.FAIL or node.has_socket:
+            # A connection that has already failed (no socket) fails no further.
+            node.handle(event)
         node.mask = 0
         node.out.clear()
         node.tls_out = None
