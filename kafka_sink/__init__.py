@@ -77,7 +77,8 @@ if TYPE_CHECKING:
     from kafka_sink.integrations.metrics_exporter import MetricsExporter
     from kafka_sink.integrations.processor import KafkaProcessor
     from kafka_sink.metrics import MetricsRegistry
-    from kafka_sink.net.cluster import ClusterMetadata, Connection
+    from kafka_sink.net.cluster import Connection
+    from kafka_sink.net.metadata import ClusterMetadata
     from kafka_sink.producer.futures import (
         DeliveryFuture,
         DeliveryReport,
@@ -108,7 +109,7 @@ _LAZY: dict[str, str] = {
     "KafkaProcessor": "kafka_sink.integrations.processor",
     "MetricsExporter": "kafka_sink.integrations.metrics_exporter",
     "MetricsRegistry": "kafka_sink.metrics",
-    "ClusterMetadata": "kafka_sink.net.cluster",
+    "ClusterMetadata": "kafka_sink.net.metadata",
     "Connection": "kafka_sink.net.cluster",
     "DeliveryFuture": "kafka_sink.producer.futures",
     "DeliveryReport": "kafka_sink.producer.futures",

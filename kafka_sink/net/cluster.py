@@ -14,7 +14,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from kafka_sink.config import (
@@ -45,6 +44,7 @@ from kafka_sink.errors import (
     TlsError,
 )
 from kafka_sink.net.broker import BrokerConnection
+from kafka_sink.net.metadata import ClusterMetadata
 from kafka_sink.net.security import transport_for
 from kafka_sink.net.transport import Clock, Transport, monotonic
 from kafka_sink.protocol.apis import ApiKey
@@ -59,48 +59,6 @@ from kafka_sink.protocol.schema import Message
 __all__ = ["ClusterMetadata", "Connection"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterMetadata:
-    """A snapshot of the cluster: brokers by node id, partitions by topic."""
-
-    brokers: dict[int, BrokerAddress] = field(default_factory=dict)
-    topics: dict[str, dict[int, PartitionMetadata]] = field(default_factory=dict)
-    topic_errors: dict[str, int] = field(default_factory=dict)
-    controller_id: int = -1
-    cluster_id: str | None = None
-
-    @classmethod
-    def from_response(cls, response: MetadataResponse) -> ClusterMetadata:
-        topics: dict[str, dict[int, PartitionMetadata]] = {}
-        errors: dict[str, int] = {}
-        for topic in response.topics:
-            if topic.name is None:
-                continue
-            if topic.error_code:
-                errors[topic.name] = topic.error_code
-            if topic.partitions:
-                topics[topic.name] = {p.partition_index: p for p in topic.partitions}
-        return cls(
-            {b.node_id: BrokerAddress(b.host, b.port) for b in response.brokers},
-            topics,
-            errors,
-            response.controller_id,
-            response.cluster_id,
-        )
-
-    def merged(self, newer: ClusterMetadata, requested: Sequence[str] | None) -> ClusterMetadata:
-        """Combine with a newer snapshot that may describe only some topics."""
-        if requested is None:
-            return newer
-        topics = {t: p for t, p in self.topics.items() if t not in requested}
-        topics.update(newer.topics)
-        errors = {t: e for t, e in self.topic_errors.items() if t not in requested}
-        errors.update(newer.topic_errors)
-        return ClusterMetadata(
-            newer.brokers or self.brokers, topics, errors, newer.controller_id, newer.cluster_id
-        )
 
 
 class Connection:

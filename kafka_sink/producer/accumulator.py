@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from kafka_sink._accel import speedups as _speedups
 from kafka_sink.config import SinkConfig
 from kafka_sink.errors import BufferFullError, DeliveryError, RecordTooLargeError, SinkClosedError
+from kafka_sink.net.metadata import TopicPartition
 from kafka_sink.net.transport import Clock
 from kafka_sink.producer.futures import (
     BatchOutcome,
@@ -51,7 +52,6 @@ from kafka_sink.protocol.records import BATCH_HEADER_SIZE, BatchBuilder, Header,
 
 __all__ = ["PendingRecord", "ProducerBatch", "RecordAccumulator", "SpoolFull"]
 
-TopicPartition = tuple[str, int]
 
 if TYPE_CHECKING:
     from kafka_sink.producer.spool import LoadedRecord, Spool

@@ -43,6 +43,7 @@ from kafka_sink.errors import (
     RecordTooLargeError,
     UnsupportedVersionError,
 )
+from kafka_sink.net.metadata import ClusterMetadata, TopicPartition
 from kafka_sink.net.transport import Clock
 from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator
 from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture, DeliveryReport
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Network", "Sender"]
 
-TopicPartition = tuple[str, int]
 Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
 
 _SEQUENCE_MODULUS = 2**31
@@ -147,10 +147,10 @@ class Sender:
         self._request_timeout_ms = int(min(config.request_timeout_ms, 2**31 - 1))
         self._idempotent = config.enable_idempotence
         metrics.idempotence = "pending" if self._idempotent else "disabled by configuration"
-        # Cluster view, replaced as a whole so other threads can read it.
-        self.partition_counts: dict[str, int] = {}
-        self._leaders: dict[TopicPartition, int] = {}
-        self._topic_errors: dict[str, int] = {}
+        # The cluster (net/metadata), replaced as a whole so other threads can
+        # read it; partition_counts is its view that produce() reads per record.
+        self._metadata = ClusterMetadata()
+        self.partition_counts: dict[str, int] = self._metadata.partition_counts
         self._topics: set[str] = set()
         self._have_metadata = False
         self._metadata_in_flight = False
@@ -224,7 +224,7 @@ class Sender:
     # -- metadata ---------------------------------------------------------------------
 
     def _leader_of(self, topic: str, partition: int) -> int | None:
-        return self._leaders.get((topic, partition))
+        return self._metadata.leaders.get((topic, partition))
 
     def _metadata_soon(self, now: float) -> None:
         if self._metadata_due > now + self._retry_backoff(self._metadata_backoff + 1):
@@ -253,40 +253,19 @@ class Sender:
         self._metadata_backoff = 0
         self._metadata_due = now + self._config.metadata_max_age_ms / 1000.0
         self._have_metadata = True
-        nodes = {b.node_id: BrokerAddress(b.host, b.port) for b in body.brokers}
-        self._net.set_nodes(nodes)
-        counts = dict(self.partition_counts)
-        leaders = dict(self._leaders)
-        errors: dict[str, int] = {}
-        missing_leader = False
-        for topic in body.topics:
-            if topic.name is None:
-                continue
-            if topic.error_code:
-                errors[topic.name] = topic.error_code
-                if topic.error_code in (
-                    KafkaErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                    KafkaErrorCode.LEADER_NOT_AVAILABLE,
-                ):
-                    missing_leader = True
-                continue
-            counts[topic.name] = len(topic.partitions)
-            # Every topic produced to stays in later refreshes: a leader that
-            # moves must be relearned, not only the leaders of unknown topics.
-            self._topics.add(topic.name)
-            for part in topic.partitions:
-                tp = (topic.name, part.partition_index)
-                # A leader missing from the broker list (a broker that is down)
-                # is no leader: wait and ask again rather than wait on it.
-                if part.leader_id in nodes and not part.error_code:
-                    leaders[tp] = part.leader_id
-                else:
-                    leaders.pop(tp, None)
-                    missing_leader = True
-        self.partition_counts = counts
-        self._leaders = leaders
-        self._topic_errors = errors
-        if missing_leader:
+        newer = ClusterMetadata.from_response(body)
+        self._net.set_nodes(newer.brokers)
+        described = [topic.name for topic in body.topics if topic.name is not None]
+        metadata = self._metadata.updated(newer, described)
+        # Every topic produced to stays in later refreshes: a leader that
+        # moves must be relearned, not only the leaders of unknown topics.
+        self._topics.update(name for name in described if name not in newer.topic_errors)
+        self._metadata = metadata
+        self.partition_counts = metadata.partition_counts
+        errors = metadata.topic_errors
+        if metadata.missing_leaders():
+            # A leader missing from the broker list (a broker that is down) is
+            # no leader: ask again soon rather than wait on it.
             self._metadata_due = now + self._retry_backoff(1)
         for name, code in errors.items():
             info = BrokerResponseError(code, topic=name)
@@ -648,8 +627,10 @@ class Sender:
         if self._spool is not None:
             # Records wait as long as it takes, but for a topic the cluster says
             # does not exist: after delivery_timeout_ms, to the dead-letter file.
-            for topic, records in self._acc.take_expired_pending(now, list(self._topic_errors)):
-                code = self._topic_errors.get(topic)
+            for topic, records in self._acc.take_expired_pending(
+                now, list(self._metadata.topic_errors)
+            ):
+                code = self._metadata.topic_errors.get(topic)
                 why = BrokerResponseError(code).name if code else "no metadata for the topic"
                 error = DeliveryTimeoutError(
                     f"topic {topic!r} had no partition available within delivery_timeout_ms "
@@ -671,7 +652,7 @@ class Sender:
                 "timeout",
             )
         for topic, futures in self._acc.expire_pending(now):
-            code = self._topic_errors.get(topic)
+            code = self._metadata.topic_errors.get(topic)
             why = BrokerResponseError(code).name if code else "no metadata for the topic"
             error = DeliveryTimeoutError(
                 f"topic {topic!r} had no partition available within delivery_timeout_ms ({why})",
