@@ -71,7 +71,6 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kafka_sink.config import (
@@ -94,6 +93,7 @@ from kafka_sink.errors import (
     UnsupportedVersionError,
 )
 from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
+from kafka_sink.net.response import Callback, ClientResponse
 from kafka_sink.net.security import create_ssl_context, tls_failure
 from kafka_sink.net.state import ConnectionEvent, ConnectionSetup, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
@@ -159,28 +159,6 @@ _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 _AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr) from getaddrinfo
-
-
-@dataclass(frozen=True, slots=True)
-class ClientResponse:
-    """The outcome of one request, as its callback receives it.
-
-    Exactly one of ``body`` and ``error`` is set, except for requests that get
-    no answer (Produce with ``acks=0``): those complete with neither once
-    their bytes are written. ``version`` is the version the request was sent
-    at (-1 if it was refused before one was chosen). ``latency`` is the time
-    from ``send()`` to the completion, in seconds of the client's clock.
-    """
-
-    node_id: int
-    request: Message
-    version: int
-    body: Any | None
-    error: KafkaSinkError | None
-    latency: float
-
-
-Callback = Callable[[ClientResponse], None]
 
 
 class _Request:
@@ -348,7 +326,7 @@ class NetworkClient:
         self._paused: set[_Node] = set()
         self._nodes: dict[int, _Node] = {}
         self._dirty: set[_Node] = set()  # nodes with output not yet tried
-        self._completed: list[tuple[Callback, ClientResponse]] = []
+        self._completed: list[tuple[Callback, ClientResponse[Any]]] = []
         self._dispatching = False
         self._closed = False
         self._silent = False

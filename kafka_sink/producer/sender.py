@@ -44,6 +44,7 @@ from kafka_sink.errors import (
     UnsupportedVersionError,
 )
 from kafka_sink.net.metadata import ClusterMetadata, TopicPartition
+from kafka_sink.net.response import ClientResponse
 from kafka_sink.net.transport import Clock
 from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator
 from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture, DeliveryReport
@@ -87,15 +88,6 @@ _IDEMPOTENCE_REFUSED = {
 }
 
 
-class ClientResponse(Protocol):
-    node_id: int
-    request: Message
-    version: int
-    body: Any | None
-    error: KafkaSinkError | None
-    latency: float
-
-
 class Network(Protocol):
     """What the sender needs of the I/O layer (``kafka_sink.net.client.NetworkClient``)."""
 
@@ -106,7 +98,7 @@ class Network(Protocol):
         self,
         node_id: int,
         request: Message,
-        callback: Callable[[Any], None],
+        callback: Callable[[ClientResponse[Any]], None],
         *,
         version: int | None = None,
     ) -> None: ...
@@ -242,7 +234,7 @@ class Sender:
         self._metrics.metadata_refreshes += 1
         self._net.send(node, request, self._on_metadata)
 
-    def _on_metadata(self, response: ClientResponse) -> None:
+    def _on_metadata(self, response: ClientResponse[MetadataResponse]) -> None:
         self._metadata_in_flight = False
         now = self._clock()
         body: MetadataResponse | None = response.body
@@ -302,7 +294,7 @@ class Sender:
         self._pid_in_flight = True
         self._net.send(node, InitProducerIdRequest(None, -1), self._on_producer_id)
 
-    def _on_producer_id(self, response: ClientResponse) -> None:
+    def _on_producer_id(self, response: ClientResponse[InitProducerIdResponse]) -> None:
         self._pid_in_flight = False
         body: InitProducerIdResponse | None = response.body
         if response.error is not None or body is None:
@@ -393,7 +385,7 @@ class Sender:
         return batch.encoded(self._producer_id, self._producer_epoch, sequence)
 
     def _on_produce(
-        self, response: ClientResponse, sent: dict[TopicPartition, ProducerBatch]
+        self, response: ClientResponse[ProduceResponse], sent: dict[TopicPartition, ProducerBatch]
     ) -> None:
         self._metrics.latencies.append(response.latency)
         if response.error is not None:
