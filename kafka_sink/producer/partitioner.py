@@ -63,6 +63,7 @@ __all__ = [
     "HASH_CACHE_SIZE",
     "DefaultPartitioner",
     "Murmur2Partitioner",
+    "PartitionFunction",
     "Partitioner",
     "RoundRobinPartitioner",
     "StickyPartitioner",
@@ -74,6 +75,11 @@ __all__ = [
 HASH_CACHE_SIZE = 4096
 #: Keys longer than this are hashed every time, so the cache stays small.
 CACHED_KEY_MAX_BYTES = 128
+
+
+#: Any callable that chooses a partition: what the producer calls per record.
+#: A :class:`Partitioner` is one; so is a plain function.
+PartitionFunction = Callable[[str, bytes | None, bytes | None, int], int]
 
 
 @runtime_checkable

@@ -49,6 +49,7 @@ from kafka_sink.net.transport import Clock
 from kafka_sink.producer.accumulator import ProducerBatch, RecordAccumulator
 from kafka_sink.producer.futures import BatchOutcome, DeliveryFuture, DeliveryReport
 from kafka_sink.producer.metrics import SinkMetrics
+from kafka_sink.producer.partitioner import PartitionFunction
 from kafka_sink.protocol.apis import ApiKey
 from kafka_sink.protocol.codecs import Compression
 from kafka_sink.protocol.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
@@ -70,7 +71,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Network", "Sender"]
 
-Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
 
 _SEQUENCE_MODULUS = 2**31
 _UNREACHABLE = ("disconnected", "backoff")
@@ -120,7 +120,7 @@ class Sender:
         config: SinkConfig,
         accumulator: RecordAccumulator,
         network: Network,
-        partitioner: Partitioner,
+        partitioner: PartitionFunction,
         metrics: SinkMetrics,
         clock: Clock,
         spool: Spool | None = None,

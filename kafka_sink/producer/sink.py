@@ -42,9 +42,10 @@ from kafka_sink.producer.metrics import SinkMetrics
 from kafka_sink.producer.partitioner import (
     DefaultPartitioner,
     Murmur2Partitioner,
+    PartitionFunction,
     StickyPartitioner,
 )
-from kafka_sink.producer.sender import Network, Partitioner, Sender
+from kafka_sink.producer.sender import Network, Sender
 from kafka_sink.protocol.records import Header
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class Sink:
         bootstrap_servers: str | Sequence[str] | None = None,
         *,
         config: SinkConfig | None = None,
-        partitioner: Partitioner | None = None,
+        partitioner: PartitionFunction | None = None,
         clock: Clock = monotonic,
         wall_clock: Callable[[], float] = time.time,
         network_factory: Callable[[SinkConfig], Network] | None = None,
@@ -101,7 +102,7 @@ class Sink:
         # Bound once: calling an object runs its __call__ through a slow
         # special-method lookup, and produce() calls it for nearly every record.
         chosen: Any = self._partitioner
-        self._partition: Partitioner = (
+        self._partition: PartitionFunction = (
             chosen if isinstance(chosen, types.FunctionType | types.MethodType) else chosen.__call__
         )
         self._lifecycle = threading.Lock()
@@ -148,8 +149,13 @@ class Sink:
             # path (RecordAccumulator._append_spooled) does that.
             return None
         partitioner = self._partitioner
+        # Exactly these classes (a subclass may override the hashing the C code does).
         murmur = type(partitioner) in (DefaultPartitioner, Murmur2Partitioner)
-        keyless = partitioner.keyless if murmur else partitioner  # type: ignore[attr-defined]
+        keyless = (
+            partitioner.keyless
+            if murmur and isinstance(partitioner, Murmur2Partitioner)
+            else partitioner
+        )
         sticky = keyless._current if type(keyless) is StickyPartitioner else None
         core = _speedups.SinkCore(
             accumulator=self._accumulator,
@@ -607,5 +613,5 @@ def _default_network(config: SinkConfig) -> Network:
     )
 
 
-def _default_partitioner() -> Partitioner:
+def _default_partitioner() -> DefaultPartitioner:
     return DefaultPartitioner()
