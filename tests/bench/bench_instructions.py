@@ -207,7 +207,9 @@ def _measure(part: str, records: int) -> int:
                 "--tool=callgrind",
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out}",
-                os.path.realpath(sys.executable),
+                # Not resolved: a virtual environment's python is a link, and
+                # only through the link does the child find the environment.
+                sys.executable,
                 "-m",
                 "tests.bench.bench_instructions",
                 "--child",
