@@ -149,7 +149,11 @@ class Sink:
             return None
         partitioner = self._partitioner
         murmur = type(partitioner) in (DefaultPartitioner, Murmur2Partitioner)
-        keyless = partitioner.keyless if murmur else partitioner  # type: ignore[attr-defined]
+        keyless = (
+            partitioner.keyless
+            if murmur and isinstance(partitioner, Murmur2Partitioner)
+            else partitioner
+        )
         sticky = keyless._current if type(keyless) is StickyPartitioner else None
         core = _speedups.SinkCore(
             accumulator=self._accumulator,
