@@ -28,8 +28,7 @@ def _load() -> ModuleType | None:
     if os.environ.get(PURE_ENV, "").strip().lower() not in ("", "0", "false", "no"):
         return None
     try:
-        # Imported here, not at the top: the environment decides first.
-        from kafka_sink import _speedups  # noqa: PLC0415
+        from kafka_sink import _speedups  # noqa: PLC0415 - the environment decides first
     except ImportError:  # not built here (no compiler at install time): the pure path runs
         return None
     return _speedups

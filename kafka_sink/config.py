@@ -12,7 +12,7 @@ import os
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kafka_sink.constants import (
     KAFKA_SERVER_PORT,
@@ -456,7 +456,7 @@ class SecurityConfig:
         for name in options:
             if name not in SECURITY_OPTIONS:
                 raise InvalidArgumentError(name, f"is not an option of {owner}")
-        return cls(**options)  # type: ignore[arg-type]
+        return cls(**options)  # type: ignore[arg-type]  # __post_init__ checks the values
 
 
 _TLS_OPTIONS = (
@@ -757,7 +757,8 @@ class SinkConfig:
             owner_options=owner_options,
             replaces={"security": SECURITY_OPTIONS},
         )
-        values = dict(resolved.values)
+        # Any: parse_broker_list and SinkConfig.__post_init__ check each value.
+        values: dict[str, Any] = dict(resolved.values)
         with resolved.naming_sources():
             servers = values.pop("bootstrap_servers", None)
             if servers is None:
@@ -770,7 +771,7 @@ class SinkConfig:
                         next(iter(security)), "pass either security or its options, not both"
                     )
                 values["security"] = SecurityConfig.from_options(security, owner)
-            return cls(parse_broker_list(servers, "bootstrap_servers"), **values)  # type: ignore[arg-type]
+            return cls(parse_broker_list(servers, "bootstrap_servers"), **values)
 
 
 #: The options SinkConfig.from_mapping takes, with how each is read from text.

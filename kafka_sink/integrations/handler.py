@@ -183,7 +183,9 @@ class KafkaHandler(logging.Handler):
             MappingProxyType({"formatter": fmt}) if fmt is not None else MappingProxyType({})
         )
 
-    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+    def handle(  # type: ignore[override]  # returns the filter's record, as 3.12's does
+        self, record: logging.LogRecord
+    ) -> logging.LogRecord | bool:
         """Filter, then emit without taking the handler's lock.
 
         The sink is thread-safe, so threads that log at once do not queue

@@ -221,7 +221,7 @@ class GaugeChild:
 
     def __init__(self, labels: Labels = ()) -> None:
         self.labelset = labels
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | _NeedsLabels = threading.Lock()
         self._value: float = 0
         self._function: Callable[[], float] | None = None
 
@@ -487,7 +487,7 @@ class Gauge(GaugeChild, _Family[GaugeChild]):
         GaugeChild.__init__(self)
         self._init_family(name, help, labelnames)
         if self.labelnames:
-            self._lock = _NeedsLabels(self.name)  # type: ignore[assignment]
+            self._lock = _NeedsLabels(self.name)
 
     def _make_child(self, labels: Labels) -> GaugeChild:
         return GaugeChild(labels)

@@ -455,8 +455,7 @@ class PureBatchBuilder:
             return False
         records.append(record)
         self._size = size
-        # A comparison is several times cheaper than max() on this path.
-        if timestamp > self._max_timestamp:  # noqa: PLR1730
+        if timestamp > self._max_timestamp:  # noqa: PLR1730 - several times cheaper than max()
             self._max_timestamp = timestamp
         return True
 

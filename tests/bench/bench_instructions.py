@@ -179,7 +179,7 @@ class _OneFunction:
             if batch is None or len(batch) > BATCH_RECORDS:
                 batch = self._open[(topic, partition)] = [timestamp]
             count = len(batch) - 1
-            delta = timestamp - batch[0]  # type: ignore[operator]
+            delta = timestamp - batch[0]  # type: ignore[operator]  # item 0 is the int timestamp
             body = b"".join(
                 (
                     b"\x00",

@@ -205,7 +205,9 @@ def json_formatter() -> logging.Formatter:
     try:
         from pythonjsonlogger.json import JsonFormatter
     except ImportError:  # python-json-logger before 3.1
-        from pythonjsonlogger.jsonlogger import JsonFormatter  # type: ignore[attr-defined]
+        from pythonjsonlogger.jsonlogger import (  # type: ignore[attr-defined]  # private in 3.1+
+            JsonFormatter,
+        )
     formatter: logging.Formatter = JsonFormatter(
         JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp=True
     )

@@ -68,7 +68,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from kafka_sink.producer import sink as sink_module
 
     if spec["contender"] == "no spool, Python path":
-        sink_module.Sink._compiled_core = lambda self: None  # type: ignore[method-assign]
+        sink_class = sink_module.Sink
+        sink_class._compiled_core = lambda self: None  # type: ignore[method-assign]  # no C core
     options: dict[str, Any] = {}
     spool_dir = None
     if spec["contender"].startswith("spool"):

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from tests.bench.worker import RESULT_PREFIX, context_switches
@@ -252,9 +253,9 @@ class LockProbe:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         def factory() -> Any:
-            frame = sys._getframe(1)
+            frame: FrameType | None = sys._getframe(1)
             while frame is not None and frame.f_globals.get("__name__") == "threading":
-                frame = frame.f_back  # type: ignore[assignment]
+                frame = frame.f_back
             where = "?"
             if frame is not None:
                 code = frame.f_code
@@ -264,7 +265,7 @@ class LockProbe:
             self.locks.append(stats)
             return _ProbedLock(stats)
 
-        threading.Lock = factory  # type: ignore[assignment]
+        threading.Lock = factory  # type: ignore[assignment]  # probe each lock made from now on
         try:
             yield
         finally:

@@ -343,7 +343,8 @@ def running_cli(*argv: str) -> Iterator[queue.Queue[str]]:
         reader.join(10)
         assert process.stderr is not None
         err = process.stderr.read()
-        process.stdout.close()  # type: ignore[union-attr]
+        assert process.stdout is not None
+        process.stdout.close()
         process.stderr.close()
     # It ran until terminated: no error of its own before that.
     assert err == ""

@@ -357,7 +357,7 @@ class InstantSink:
 
 def send_lines(sink: InstantSink, lines: list[bytes], *argv: str) -> int:
     args = parse("send", "-t", "logs", *argv)
-    return cli._send_lines(args, sink, iter(lines))  # type: ignore[arg-type]
+    return cli._send_lines(args, sink, iter(lines))  # type: ignore[arg-type]  # a fake Sink
 
 
 def test_send_turns_lines_into_records(capsys: pytest.CaptureFixture[str]) -> None:

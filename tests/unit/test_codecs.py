@@ -233,8 +233,9 @@ def test_codec_ids_are_the_attribute_values() -> None:
 @pytest.mark.parametrize("name", ["", "lz4hc", "brotli", "producer", "uncompressed", 3, None])
 def test_from_name_rejects_others(name: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
-        Compression.from_name(name)  # type: ignore[arg-type]
-    assert info.value.argument == "compression"  # type: ignore[attr-defined]
+        Compression.from_name(name)  # type: ignore[arg-type]  # wrong names and types on purpose
+    argument = info.value.argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert argument == "compression"
     assert "compression" in str(info.value)
 
 
@@ -267,9 +268,10 @@ def test_accepts_any_buffer(codec: Compression) -> None:
 
 def test_compress_accepts_codec_ids() -> None:
     data = log_lines(3)
-    assert decompress(3, compress(3, data), 10_000) == data  # type: ignore[arg-type]
+    blob = compress(3, data)  # type: ignore[arg-type]  # a codec id works as well
+    assert decompress(3, blob, 10_000) == data  # type: ignore[arg-type]  # so it does here
     with pytest.raises(InvalidArgumentError):
-        compress(7, data)  # type: ignore[arg-type]
+        compress(7, data)  # type: ignore[arg-type]  # an unknown codec id on purpose
     with pytest.raises(InvalidArgumentError):
         decompress(Compression.GZIP, b"", max_size=-1)
 
@@ -598,7 +600,8 @@ def test_zstd_without_zstandard(monkeypatch: pytest.MonkeyPatch) -> None:
     for call in calls:
         with pytest.raises(InvalidArgumentError, match=r"kafka-sink\[zstd\]") as info:
             call()
-        assert info.value.argument == "compression"  # type: ignore[attr-defined]
+        argument = info.value.argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+        assert argument == "compression"
     assert decompress(Compression.LZ4, compress(Compression.LZ4, b"data"), 4) == b"data"
 
 

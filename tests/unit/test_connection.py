@@ -29,7 +29,7 @@ def connect(cluster: FakeCluster, **options: object) -> Connection:
         transport=cluster.transport(),
         clock=cluster.clock,
         sleep=cluster.clock.sleep,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # Connection checks each option
     )
 
 
@@ -175,7 +175,7 @@ def test_client_id_goes_into_every_request_header() -> None:
 )
 def test_invalid_arguments_name_the_argument(options: dict[str, object], argument: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:
-        Connection(**options)  # type: ignore[arg-type]
+        Connection(**options)  # type: ignore[arg-type]  # bad values on purpose
     assert info.value.argument == argument
     assert repr(argument) in info.value.message
     assert info.value.code == -1000

@@ -115,7 +115,7 @@ def test_a_wait_that_runs_out_raises_timeout_error_and_the_delivery_goes_on() ->
     assert isinstance(error, KafkaSinkError)
     assert not isinstance(error, DeliveryError)  # the record has not failed
     assert error.code == kafka_sink.ErrorCode.WAIT_TIMEOUT
-    assert error.timeout == 0.05  # type: ignore[attr-defined]
+    assert error.timeout == 0.05  # type: ignore[attr-defined]  # set by KafkaSinkError
     with pytest.raises(WaitTimeoutError):
         future.exception(timeout=0)
     assert future.running()
@@ -167,10 +167,8 @@ def test_done_callbacks_added_before_completion_run_on_the_resolving_thread_in_o
 def test_a_done_callback_added_after_completion_runs_at_once_on_the_caller() -> None:
     future = DeliveryFuture(STAMP)
     future.resolve(delivered())
-    seen: list[tuple[DeliveryFuture, str]] = []
-    future.add_done_callback(
-        lambda f: seen.append((f, threading.current_thread().name))  # type: ignore[arg-type]
-    )
+    seen: list[tuple[concurrent.futures.Future[RecordMetadata], str]] = []
+    future.add_done_callback(lambda f: seen.append((f, threading.current_thread().name)))
     assert seen == [(future, threading.current_thread().name)]
 
 
@@ -418,7 +416,7 @@ def test_confluent_style_passes_the_error_first() -> None:
     assert calls == [(None, RecordMetadata("logs", 0, 3, STAMP)), (error, None)]
     assert kafka_sink.confluent_style is confluent_style
     with pytest.raises(InvalidArgumentError):
-        confluent_style("not callable")  # type: ignore[arg-type]
+        confluent_style("not callable")  # type: ignore[arg-type]  # not a callable on purpose
 
 
 def test_confluent_style_through_a_sink() -> None:

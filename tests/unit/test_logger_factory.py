@@ -265,7 +265,7 @@ def test_bad_headers_are_reported_and_counted_not_raised(
 ) -> None:
     sink, cluster = shared
     factory = KafkaLoggerFactory("logs", sink=sink)
-    factory().info(b"bad", headers=[("name", 42)])  # type: ignore[list-item]
+    factory().info(b"bad", headers=[("name", 42)])  # type: ignore[list-item]  # an int on purpose
     factory().info(b"good")
     sink.flush(10)
     assert [r.value for r in stored(cluster)] == [b"good"]
@@ -278,8 +278,8 @@ def test_a_message_that_is_not_bytes_or_text_is_shipped_as_its_text(
 ) -> None:
     sink, cluster = shared
     logger = KafkaLoggerFactory("logs", sink=sink)()
-    logger.info({"event": "unrendered"})  # type: ignore[arg-type]
-    logger.info(bytearray(b"array"))  # type: ignore[arg-type]
+    logger.info({"event": "unrendered"})  # type: ignore[arg-type]  # not bytes or str on purpose
+    logger.info(bytearray(b"array"))  # type: ignore[arg-type]  # not bytes or str on purpose
     sink.flush(10)
     assert sorted(r.value or b"" for r in stored(cluster)) == [b"array", b"{'event': 'unrendered'}"]
 
@@ -319,7 +319,7 @@ def test_a_sink_and_brokers_or_a_partitioner_do_not_go_together(
     sticky = KafkaLoggerFactory("logs", "127.0.0.1:1", partitioner="round_robin")
     sticky.close(0)
     with pytest.raises(InvalidArgumentError, match="renderer"):
-        KafkaLoggerFactory.keyed("JSONRenderer")  # type: ignore[arg-type]
+        KafkaLoggerFactory.keyed("JSONRenderer")  # type: ignore[arg-type]  # a name, not a renderer
     with pytest.raises(InvalidArgumentError, match="header_fields"):
         KafkaLoggerFactory.keyed(structlog.processors.JSONRenderer(), header_fields="id")
 

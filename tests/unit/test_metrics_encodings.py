@@ -182,7 +182,9 @@ def test_as_data_is_json_compatible() -> None:
     assert data["encoding"] == "json"
     assert data["timestamp_ms"] == TS
     assert data["samples"][1]["buckets"] == {"0.1": 1, "0.5": 2, "+Inf": 3}
-    assert as_data(encode_influx(SNAPSHOT), "influx")["encoding"] == "influx"  # type: ignore[index]
+    influx = as_data(encode_influx(SNAPSHOT), "influx")
+    assert influx is not None
+    assert influx["encoding"] == "influx"
     assert decode(encode_influx(SNAPSHOT), "prometheus") is None  # not a built-in
 
 

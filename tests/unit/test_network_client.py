@@ -737,7 +737,7 @@ def test_a_wakeup_during_the_drain_is_not_lost(loop: Loopback) -> None:
             client.wakeup()
             return real.recv(size)
 
-    client._wake_r = Racing()  # type: ignore[assignment]
+    client._wake_r = Racing()  # type: ignore[assignment]  # the drain only calls recv()
     client.wakeup()
     client.poll(0.0)
     client._wake_r = real

@@ -23,7 +23,7 @@ import pytest
 import kafka_sink.net.client as client_module
 from kafka_sink.config import BrokerAddress, SecurityConfig
 from kafka_sink.errors import AuthenticationError, TlsAuthenticationError
-from kafka_sink.net.client import AUTHENTICATING, HANDSHAKING, NetworkClient
+from kafka_sink.net.client import AUTHENTICATING, HANDSHAKING, ClientResponse, NetworkClient
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka_sink.protocol.records import decode_batches
 from tests.brokers.tls import TestPki, make_test_pki
@@ -73,10 +73,10 @@ def test_the_connection_authenticates_before_it_is_ready(loop: Loopback) -> None
     assert order == [API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE]
     assert server.received(SASL_HANDSHAKE)[0].request.mechanism == "PLAIN"
     assert client.authentication_error() is None
-    answers: list[object] = []
+    answers: list[ClientResponse] = []
     client.send(1, MetadataRequest.for_topics(["t"]), answers.append)
     drive(client, lambda: bool(answers))
-    assert isinstance(answers[0].body, MetadataResponse)  # type: ignore[attr-defined]
+    assert isinstance(answers[0].body, MetadataResponse)
 
 
 def test_refused_credentials_back_off_and_are_reported(
@@ -180,7 +180,7 @@ class _TlsServerConn(_ServerConn):
     def handle(self, mask: int) -> None:
         if not self.handshaken:
             try:
-                self.sock.do_handshake()  # type: ignore[attr-defined]
+                self.sock.do_handshake()  # type: ignore[attr-defined]  # the SSLSocket made above
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return
             except (ssl.SSLError, OSError):
@@ -236,7 +236,7 @@ def _tls_loopback(pki: TestPki) -> Loopback:
     context.load_cert_chain(str(pki.broker_cert), str(pki.broker_key))
     harness = Loopback(brokers=1)
     for server in harness.servers.values():
-        server.attach = (  # type: ignore[method-assign]
+        server.attach = (  # type: ignore[method-assign]  # listen with TLS instead
             lambda selector, server=server: selector.register(
                 server.listener, selectors.EVENT_READ, _TlsListener(server, selector, context)
             )
@@ -295,7 +295,7 @@ def test_tls_writes_of_a_megabyte_resume_after_want_write(tls_loop: Loopback, pk
             pending.append(len(node.tls_out))
         return ok
 
-    client._write_tls = watched  # type: ignore[method-assign]
+    client._write_tls = watched  # type: ignore[method-assign]  # spy on each TLS write
     outcomes: list[Any] = []
     payloads = [bytes([65 + i]) * (1024 * 1024 - 200) for i in range(3)]
     for payload in payloads:

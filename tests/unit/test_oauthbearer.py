@@ -44,7 +44,7 @@ def oauth(provider: object) -> SecurityConfig:
     return SecurityConfig(
         security_protocol="SASL_PLAINTEXT",
         sasl_mechanism="OAUTHBEARER",
-        sasl_oauth_token_provider=provider,  # type: ignore[arg-type]
+        sasl_oauth_token_provider=provider,  # type: ignore[arg-type]  # bad providers too
     )
 
 
@@ -138,7 +138,7 @@ def test_a_token_never_shows_its_value() -> None:
 def test_a_bad_token_names_the_argument(kwargs: dict[str, object], argument: str) -> None:
     values: dict[str, object] = {"value": TOKEN, **kwargs}
     with pytest.raises(InvalidArgumentError) as caught:
-        OAuthBearerToken(**values)  # type: ignore[arg-type]
+        OAuthBearerToken(**values)  # type: ignore[arg-type]  # bad values on purpose
     assert caught.value.argument == argument
     assert "has space" not in caught.value.message
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import kafka_sink
@@ -18,7 +20,7 @@ def setup(partitions: int = 2, **options: object) -> tuple[FakeCluster, Connecti
         transport=cluster.transport(),
         clock=cluster.clock,
         sleep=cluster.clock.sleep,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # Connection checks each option
     )
     return cluster, connection, Producer(connection, client_id="prod-1")
 
@@ -112,10 +114,12 @@ def test_headers_for_all_or_per_message() -> None:
         (lambda p: p.send("logs", 0, ["a", "b"], headers=[[("k", b"")]]), "headers"),
     ],
 )
-def test_invalid_send_arguments_name_the_argument(call: object, argument: str) -> None:
+def test_invalid_send_arguments_name_the_argument(
+    call: Callable[[Producer], object], argument: str
+) -> None:
     _, _, producer = setup()
     with pytest.raises(InvalidArgumentError) as info:
-        call(producer)  # type: ignore[operator]
+        call(producer)
     assert info.value.argument == argument, info.value.message
 
 
@@ -131,11 +135,11 @@ def test_invalid_send_arguments_name_the_argument(call: object, argument: str) -
 def test_invalid_producer_arguments(kwargs: dict[str, object], argument: str) -> None:
     _, connection, _ = setup()
     with pytest.raises(InvalidArgumentError) as info:
-        Producer(connection, **kwargs)  # type: ignore[arg-type]
+        Producer(connection, **kwargs)  # type: ignore[arg-type]  # bad values on purpose
     assert info.value.argument == argument
 
 
 def test_producer_needs_a_connection() -> None:
     with pytest.raises(InvalidArgumentError) as info:
-        Producer("localhost:9092")  # type: ignore[arg-type]
+        Producer("localhost:9092")  # type: ignore[arg-type]  # not a Connection on purpose
     assert info.value.argument == "connection"

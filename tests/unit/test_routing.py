@@ -49,7 +49,7 @@ def loggers() -> Iterator[Callable[[logging.Handler, str], logging.Logger]]:
         made.append((logger, handler))
         return logger
 
-    make.prefix = prefix  # type: ignore[attr-defined]
+    make.prefix = prefix  # type: ignore[attr-defined]  # read back by the tests
     yield make
     for logger, handler in made:
         logger.removeHandler(handler)

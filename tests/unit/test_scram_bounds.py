@@ -34,6 +34,7 @@ from kafka_sink.protocol.api_versions import ApiVersionRange, ApiVersionsRespons
 from kafka_sink.protocol.primitives import Reader, Writer
 from kafka_sink.protocol.sasl import (
     DEFAULT_MAX_SCRAM_ITERATIONS,
+    SaslAuthenticateRequest,
     SaslAuthenticateResponse,
     SaslAuthenticator,
     SaslHandshakeResponse,
@@ -196,7 +197,8 @@ def first_answer(authenticator: SaslAuthenticator, count: int) -> None:
     """Take the handshake, then a server-first asking for ``count`` iterations."""
     assert authenticator.handle(SaslHandshakeResponse(0, ["SCRAM-SHA-256"])) is False
     request, _ = authenticator.request()
-    nonce = request.auth_bytes.decode().split("r=")[1]  # type: ignore[attr-defined]
+    assert isinstance(request, SaslAuthenticateRequest)
+    nonce = request.auth_bytes.decode().split("r=")[1]
     first = f"r={nonce}srv,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={count}".encode()
     authenticator.handle(SaslAuthenticateResponse(0, None, first, 0))
 

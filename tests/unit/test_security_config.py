@@ -87,8 +87,8 @@ def test_protocols_are_normalised(protocol: str, tls: bool, uses_sasl: bool) -> 
 def test_paths_may_be_path_objects(pki: TestPki) -> None:
     config = SecurityConfig(
         security_protocol="SSL",
-        ssl_cafile=pki.ca_file,  # type: ignore[arg-type]
-        ssl_capath=pki.ca_file.parent,  # type: ignore[arg-type]
+        ssl_cafile=pki.ca_file,  # type: ignore[arg-type]  # a Path works as well
+        ssl_capath=pki.ca_file.parent,  # type: ignore[arg-type]  # a Path works as well
     )
     assert config.ssl_cafile == str(pki.ca_file)
     assert config.ssl_capath == str(pki.ca_file.parent)
@@ -415,5 +415,5 @@ def test_the_network_client_builds_its_context_when_it_is_made(tmp_path: Path) -
         )
     assert caught.value.argument == "ssl_cafile"
     with pytest.raises(InvalidArgumentError) as caught:
-        NetworkClient(client_id="t", security="SSL")  # type: ignore[arg-type]
+        NetworkClient(client_id="t", security="SSL")  # type: ignore[arg-type]  # a str on purpose
     assert caught.value.argument == "security"

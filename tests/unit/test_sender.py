@@ -240,8 +240,9 @@ def test_record_over_max_request_size_is_rejected_alone() -> None:
     h = harness(linger_ms=0, max_request_size=2048)
     ok1, big, ok2 = h.produce(b"a"), h.produce(b"x" * 4096), h.produce(b"b")
     h.run_until(lambda: ok1.done() and big.done() and ok2.done())
-    assert isinstance(big.exception(), RecordTooLargeError)
-    assert "max_request_size" in big.exception().message  # type: ignore[union-attr]
+    error = big.exception()
+    assert isinstance(error, RecordTooLargeError)
+    assert "max_request_size" in error.message
     assert ok1.exception() is None
     assert ok2.exception() is None
     assert h.metrics.dropped["too_large"] == 1
@@ -274,8 +275,9 @@ def test_drop_newest_when_the_buffer_is_full() -> None:
     kept = [h.produce(b"x" * 100) for _ in range(4)]
     dropped = h.produce(b"y" * 100)
     h.sender.run_once()
-    assert isinstance(dropped.exception(0), BufferFullError)
-    assert "drop_newest" in dropped.exception(0).message  # type: ignore[union-attr]
+    error = dropped.exception(0)
+    assert isinstance(error, BufferFullError)
+    assert "drop_newest" in error.message
     assert not any(f.done() for f in kept)
     assert h.metrics.dropped["buffer_full_drop_newest"] == 1
     assert h.acc.buffer_used <= 1000
@@ -300,8 +302,9 @@ def test_block_policy_gives_up_after_max_block_ms() -> None:
     h.acc._clock = __import__("time").monotonic
     refused = h.produce(b"y" * 100)
     h.sender.run_once()
-    assert isinstance(refused.exception(0), BufferFullError)
-    assert "max_block_ms" in refused.exception(0).message  # type: ignore[union-attr]
+    error = refused.exception(0)
+    assert isinstance(error, BufferFullError)
+    assert "max_block_ms" in error.message
 
 
 def test_callback_errors_are_contained_and_counted() -> None:
@@ -370,7 +373,11 @@ def test_unreachable_leader_makes_the_sender_ask_for_new_metadata() -> None:
     h.cluster.brokers[2].up = False
     h.cluster.topics["logs"][0] = 3
     states = {2: "backoff"}
-    h.net.connection_states = lambda: {n: states.get(n, "ready") for n in h.net.nodes}  # type: ignore[method-assign]
+
+    def connection_states() -> dict[int, str]:
+        return {n: states.get(n, "ready") for n in h.net.nodes}
+
+    h.net.connection_states = connection_states  # type: ignore[method-assign]  # node 2 backs off
     second = h.produce(b"b")
     h.run_until(second.done)
     assert second.exception() is None

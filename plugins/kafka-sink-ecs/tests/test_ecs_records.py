@@ -500,14 +500,16 @@ def test_invalid_options_name_the_argument(options: dict[str, Any], argument: st
     with pytest.raises(InvalidArgumentError) as caught:
         EcsOptions(**options)
 
-    assert caught.value.argument == f"serializer_options.{argument}"  # type: ignore[attr-defined]
+    expected = f"serializer_options.{argument}"
+    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
 
 
 def test_unknown_option_names_are_an_error() -> None:
     with pytest.raises(InvalidArgumentError, match="is not an option of the") as caught:
         EcsOptions.from_mapping({"service": "shop"})
 
-    assert caught.value.argument == "serializer_options.service"  # type: ignore[attr-defined]
+    expected = "serializer_options.service"
+    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
 
 
 def test_options_keep_a_copy_of_static_fields() -> None:

@@ -101,7 +101,7 @@ def end_offsets(consumer: Any, topic: str) -> dict[int, int]:
 
 def read(consumer: Any, topic: str, start: dict[int, int]) -> list[Any]:
     """The messages written to ``topic`` since ``start``, up to its end now (librdkafka)."""
-    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
+    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415 - the reader's library
 
     end = end_offsets(consumer, topic)
     pending = {p for p in end if start.get(p, 0) < end[p]}
@@ -129,7 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap-servers", help="a cluster of your own (default: embedded)")
     arguments = parser.parse_args()
-    from confluent_kafka import Consumer  # noqa: PLC0415
+    from confluent_kafka import Consumer  # noqa: PLC0415 - the reader's library
 
     with cluster(arguments.bootstrap_servers) as servers:
         consumer = Consumer(

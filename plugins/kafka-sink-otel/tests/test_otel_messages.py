@@ -308,7 +308,7 @@ def test_options_are_frozen_values() -> None:
     assert options.headers == (("source", b"shop"),)
     assert options == ExporterOptions("logs", "app-logs", record_headers=[("source", "shop")])
     with pytest.raises(AttributeError):
-        options.topic = "other"  # type: ignore[misc]
+        options.topic = "other"  # type: ignore[misc]  # read-only: the write must fail
 
 
 def test_sink_or_bootstrap_servers(sink: Sink) -> None:

@@ -539,11 +539,13 @@ def test_invalid_options_name_the_argument(options: dict[str, Any], argument: st
     with pytest.raises(InvalidArgumentError) as caught:
         OtlpOptions(**options)
 
-    assert caught.value.argument == f"serializer_options.{argument}"  # type: ignore[attr-defined]
+    expected = f"serializer_options.{argument}"
+    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
 
 
 def test_unknown_option_names_are_an_error() -> None:
     with pytest.raises(InvalidArgumentError, match="is not an option of the") as caught:
         OtlpOptions.from_mapping({"service": "shop"})
 
-    assert caught.value.argument == "serializer_options.service"  # type: ignore[attr-defined]
+    expected = "serializer_options.service"
+    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError

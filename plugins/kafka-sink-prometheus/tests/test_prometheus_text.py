@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kafka_sink import InvalidArgumentError
 from kafka_sink.metrics import Sample, Snapshot
-from kafka_sink.metrics.samples import labels_of
+from kafka_sink.metrics.samples import MetricType, labels_of
 from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_sink_prometheus import PrometheusOptions, encode_text
@@ -132,9 +132,9 @@ _values = st.floats(allow_nan=False)
     timestamp=st.integers(0, 2**42),
 )
 def test_any_gauge_round_trips_through_the_oracle(
-    name: str, kind: str, labels: dict[str, str], value: float, timestamp: int
+    name: str, kind: MetricType, labels: dict[str, str], value: float, timestamp: int
 ) -> None:
-    sample = Sample(name, kind, labels_of(labels), value)  # type: ignore[arg-type]
+    sample = Sample(name, kind, labels_of(labels), value)
     families = parse(encode_text(Snapshot(timestamp, (sample,))))
     (parsed,) = families[name].samples
     assert parsed.labels == labels
