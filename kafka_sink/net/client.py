@@ -6,7 +6,10 @@ broker node and pipelines requests on it: a broker answers the requests of one
 connection in the order it received them, so several may be in flight at once
 and each response is matched to the oldest unanswered request by its
 correlation id (:class:`~kafka_sink.protocol.client.ClientProtocol` does the
-framing and the matching; this module only moves bytes).
+framing and the matching; this module only moves bytes). Each node is a
+:class:`~kafka_sink.net.connection.NodeConnection`, which holds that
+connection's byte streams and requests; :mod:`kafka_sink.net.backoff` says
+how long a failed one waits.
 
 Each node's connection goes through the states of
 :mod:`kafka_sink.net.state`: connecting, [handshaking] (TLS only),
@@ -61,7 +64,6 @@ from __future__ import annotations
 import contextlib
 import encodings.idna  # noqa: F401 - see below
 import errno
-import itertools
 import logging
 import math
 import os
@@ -69,7 +71,6 @@ import random
 import selectors
 import socket
 import ssl
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -92,15 +93,16 @@ from kafka_sink.errors import (
     SendError,
     UnsupportedVersionError,
 )
+from kafka_sink.net.backoff import Backoff
 from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
+from kafka_sink.net.connection import NodeConnection as _Node
 from kafka_sink.net.response import Callback, ClientResponse
 from kafka_sink.net.security import create_ssl_context, tls_failure
-from kafka_sink.net.state import ConnectionEvent, ConnectionSetup, ConnectionState
+from kafka_sink.net.state import ConnectionEvent, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
 from kafka_sink.protocol.oauthbearer import reauthentication_delay
-from kafka_sink.protocol.sasl import SaslAuthenticator
 from kafka_sink.protocol.schema import Message
 
 __all__ = [
@@ -136,17 +138,11 @@ _log = logging.getLogger("kafka_sink.net")
 _RECV_BUFFER = 256 * 1024
 # recv() calls per connection and poll, so that one busy broker cannot starve others.
 _MAX_READS = 16
-# Frames handed to one sendmsg() call (the kernel's limit is 1024 on Linux).
-_MAX_IOV = 64
-# Small frames joined into one TLS write (TLS has no sendmsg), up to this size.
-_TLS_CHUNK = 64 * 1024
 _TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 # States whose connection takes no frames yet (TCP or TLS is still being set up).
 _NOT_WRITABLE = (CONNECTING, HANDSHAKING)
-_JITTER = 0.2
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
-_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 _IN_PROGRESS = frozenset(
     {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, 10035}  # WSAEWOULDBLOCK
 )
@@ -157,94 +153,6 @@ _FAMILIES: dict[int | None, socket.AddressFamily] = {
 }
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
-
-_AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr) from getaddrinfo
-
-
-class _Request:
-    """A request queued or in flight on one connection."""
-
-    __slots__ = ("callback", "end", "request", "sent_at", "version")
-
-    def __init__(
-        self, callback: Callback | None, request: Message, version: int, sent_at: float, end: int
-    ) -> None:
-        self.callback = callback  # None: the connection's own ApiVersions
-        self.request = request
-        self.version = version
-        self.sent_at = sent_at
-        self.end = end  # offset, in the connection's output stream, of its last byte + 1
-
-
-class _Node(ConnectionSetup):
-    """One broker node: its address and its connection, whose state
-    (:class:`~kafka_sink.net.state.ConnectionSetup`) only events move on."""
-
-    __slots__ = (
-        "address",
-        "addresses",
-        "api_versions",
-        "auth",
-        "awaiting",
-        "broker",
-        "deadline",
-        "failures",
-        "fresh",
-        "last_error",
-        "mask",
-        "negotiation",
-        "node_id",
-        "out",
-        "out_pos",
-        "paused",
-        "protocol",
-        "queued",
-        "reauth_at",
-        "retry_at",
-        "sock",
-        "tls_out",
-        "unanswered",
-        "versions",
-        "written",
-    )
-
-    def __init__(self, node_id: int, address: BrokerAddress, *, tls: bool, sasl: bool) -> None:
-        super().__init__(tls=tls, sasl=sasl)
-        self.node_id = node_id
-        self.address = address
-        self.broker = str(address)
-        self.sock: socket.socket | None = None
-        self.mask = 0
-        self.protocol: ClientProtocol | None = None
-        self.negotiation: ApiVersionsNegotiation | None = None
-        self.auth: SaslAuthenticator | None = None
-        self.api_versions: dict[int, tuple[int, int]] = {}
-        self.versions: dict[int, int] = {}  # chosen version by API key, cached
-        # Output: frames not yet completely written; out_pos bytes of the first
-        # one are. queued and written count bytes since the connection opened.
-        self.out: deque[bytearray] = deque()
-        self.out_pos = 0
-        # TLS: the bytes of the write under way. After SSLWantWrite, OpenSSL
-        # must be given the same bytes again, even if more frames were queued.
-        self.tls_out: bytes | bytearray | memoryview | None = None
-        self.queued = 0
-        self.written = 0
-        self.awaiting: deque[_Request] = deque()  # in the order the answers will come
-        self.unanswered: deque[_Request] = deque()  # acks=0: done once written
-        self.deadline = 0.0  # end of the connection setup (connecting, negotiating)
-        self.failures = 0
-        self.fresh = False  # ready, and no response since (see _hint)
-        self.retry_at = 0.0
-        self.addresses: list[_AddrInfo] = []  # resolved addresses not yet tried
-        self.last_error: str | None = None
-        # KIP-368: when the SASL session must be renewed (inf: never); paused:
-        # that time has come, so nothing more is sent until the requests in
-        # flight are answered and the connection has authenticated again.
-        self.reauth_at = math.inf
-        self.paused = False
-
-    def pending(self) -> int:
-        return len(self.awaiting) + len(self.unanswered)
 
 
 class NetworkClient:
@@ -289,17 +197,16 @@ class NetworkClient:
         self._clock = clock
         self._request_timeout = check_positive_number(request_timeout, "request_timeout")
         self._connect_timeout = check_positive_number(connect_timeout, "connect_timeout")
-        self._backoff = check_positive_number(
-            reconnect_backoff, "reconnect_backoff", allow_zero=True
-        )
+        backoff = check_positive_number(reconnect_backoff, "reconnect_backoff", allow_zero=True)
         self._backoff_max = check_positive_number(
             reconnect_backoff_max, "reconnect_backoff_max", allow_zero=True
         )
-        if self._backoff_max < self._backoff:
+        if self._backoff_max < backoff:
             raise InvalidArgumentError(
                 "reconnect_backoff_max",
                 f"must be >= reconnect_backoff ({reconnect_backoff}), got {reconnect_backoff_max}",
             )
+        self._backoff = Backoff(backoff, self._backoff_max)
         self._max_in_flight = check_int(max_in_flight, "max_in_flight", 1)
         if ip_version not in _FAMILIES:
             raise InvalidArgumentError("ip_version", f"must be None, 4 or 6, got {ip_version!r}")
@@ -946,16 +853,7 @@ class NetworkClient:
         callback: Callback | None,
         now: float,
     ) -> None:
-        protocol = node.protocol
-        assert protocol is not None
-        _, frame = protocol.frame(request, version)
-        node.queued += len(frame)
-        entry = _Request(callback, request, version, now, node.queued)
-        if request.expects_response():
-            node.awaiting.append(entry)
-        else:
-            node.unanswered.append(entry)
-        node.out.append(frame)
+        node.queue(request, version, callback, now)
         self._dirty.add(node)
         deadline = now + self._request_timeout
         self._next_deadline = min(self._next_deadline, deadline)
@@ -972,12 +870,9 @@ class NetworkClient:
         sock = node.sock
         assert sock is not None
         out = node.out
-        written = (
-            self._write_tls(node, sock, now)
-            if self._ssl_context is not None
-            else self._write_plain(node, sock, now)
-        )
-        if not written:
+        failure = node.write_tls(sock) if self._ssl_context is not None else node.write_plain(sock)
+        if failure is not None:
+            self._fail(node, now, failure)
             return
         unanswered = node.unanswered
         while unanswered and unanswered[0].end <= node.written:
@@ -1000,58 +895,6 @@ class NetworkClient:
         if want != node.mask:
             node.mask = want
             self._selector.modify(sock, want, node)
-
-    def _write_plain(self, node: _Node, sock: socket.socket, now: float) -> bool:
-        """Write frames straight from their buffers; False when the connection failed."""
-        out = node.out
-        while out:
-            pos = node.out_pos
-            try:
-                if len(out) == 1 or not _HAS_SENDMSG:
-                    first = out[0]
-                    asked = len(first) - pos
-                    sent = sock.send(memoryview(first)[pos:] if pos else first)
-                else:
-                    buffers: list[bytearray | memoryview] = list(itertools.islice(out, _MAX_IOV))
-                    asked = sum(map(len, buffers)) - pos
-                    if pos:
-                        buffers[0] = memoryview(buffers[0])[pos:]
-                    sent = sock.sendmsg(buffers)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
-                return False
-            node.written += sent
-            pos += sent
-            while out and pos >= len(out[0]):
-                pos -= len(out.popleft())
-            node.out_pos = pos
-            if sent < asked:  # the socket's buffer is full
-                break
-        return True
-
-    def _write_tls(self, node: _Node, sock: socket.socket, now: float) -> bool:
-        """The TLS variant of the write loop; False when the connection failed."""
-        out = node.out
-        while out:
-            chunk = node.tls_out
-            if chunk is None:
-                chunk = node.tls_out = _tls_chunk(out, node.out_pos)
-            try:
-                sent = sock.send(chunk)
-            except _TLS_RETRY:
-                break
-            except OSError as exc:
-                self._fail(node, now, f"cannot send: {describe_os_error(exc)}")
-                return False
-            node.tls_out = memoryview(chunk)[sent:] if sent < len(chunk) else None
-            node.written += sent
-            pos = node.out_pos + sent
-            while out and pos >= len(out[0]):
-                pos -= len(out.popleft())
-            node.out_pos = pos
-        return True
 
     def _read(self, node: _Node, now: float) -> None:
         """Read what has arrived and complete the requests it answers."""
@@ -1206,7 +1049,7 @@ class NetworkClient:
         node.failures += 1
         self._auth_error = error
         self._debug(node, f"authentication failed: {error.message}")
-        node.retry_at = now + self._backoff_max * (1.0 - _JITTER * random.random())
+        node.retry_at = now + self._backoff.longest()
         self._auth_retry_at = node.retry_at
 
     def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
@@ -1221,9 +1064,7 @@ class NetworkClient:
 
     def _back_off(self, node: _Node, now: float) -> None:
         node.failures += 1
-        delay = self._backoff * 2.0 ** min(node.failures - 1, 32)
-        delay = min(delay, self._backoff_max) * (1.0 + _JITTER * (2.0 * random.random() - 1.0))
-        node.retry_at = now + min(delay, self._backoff_max)
+        node.retry_at = now + self._backoff.delay(node.failures)
 
     def _drop(
         self,
@@ -1241,10 +1082,8 @@ class NetworkClient:
         """
         expired = now - self._request_timeout
         written = node.written
-        entries = sorted((*node.awaiting, *node.unanswered), key=lambda e: e.end)
         head = node.awaiting[0] if node.awaiting and error is not None else None
-        node.awaiting.clear()
-        node.unanswered.clear()
+        entries = node.take_in_flight()
         context: dict[str, Any] = {"broker": node.broker, "node_id": node.node_id}
         for entry in entries:
             if entry.callback is None:
@@ -1277,7 +1116,7 @@ class NetworkClient:
                     ),
                 )
             )
-        sock, node.sock = node.sock, None
+        sock = node.sock
         if sock is not None:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(sock)
@@ -1285,23 +1124,13 @@ class NetworkClient:
                 sock.close()
         if node.protocol is not None:
             node.protocol.fail_all()
-            node.protocol = None
+        node.forget_streams()
         self._dirty.discard(node)
         self._tls_backlog.discard(node)
         self._paused.discard(node)
-        node.paused = False
-        node.reauth_at = math.inf
         if event is not ConnectionEvent.FAIL or node.has_socket:
             # A connection that has already failed (no socket) fails no further.
             node.handle(event)
-        node.mask = 0
-        node.out.clear()
-        node.tls_out = None
-        node.out_pos = node.queued = node.written = 0
-        node.negotiation = None
-        node.auth = None
-        node.api_versions = {}
-        node.versions = {}
 
     def _not_ready(self, node_id: int, node: _Node | None) -> NetworkError:
         if self._closed:
@@ -1360,18 +1189,3 @@ class NetworkClient:
     def _debug(self, node: _Node, what: str) -> None:
         if not self._silent and _log.isEnabledFor(logging.DEBUG):
             _log.debug("node %d (%s): %s", node.node_id, node.broker, what)
-
-
-def _tls_chunk(out: deque[bytearray], pos: int) -> bytes | bytearray | memoryview:
-    """The next bytes to hand to one TLS write: the first frame, or small frames joined."""
-    first = out[0]
-    if len(out) == 1 or len(first) - pos >= _TLS_CHUNK:
-        return memoryview(first)[pos:] if pos else first
-    parts: list[bytearray | memoryview] = [memoryview(first)[pos:] if pos else first]
-    size = len(parts[0])
-    for frame in itertools.islice(out, 1, _MAX_IOV):
-        if size + len(frame) > _TLS_CHUNK:
-            break
-        parts.append(frame)
-        size += len(frame)
-    return parts[0] if len(parts) == 1 else b"".join(parts)

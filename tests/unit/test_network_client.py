@@ -235,7 +235,7 @@ def loop() -> Iterator[Loopback]:
 @pytest.fixture(params=["sendmsg", "send"])
 def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both ways of writing: several frames per sendmsg(), or one send() per frame."""
-    import kafka_sink.net.client as module
+    import kafka_sink.net.connection as module  # where the write loop is
 
     if request.param == "sendmsg" and not module._HAS_SENDMSG:
         pytest.skip("no sendmsg() on this platform")

@@ -24,6 +24,7 @@ import kafka_sink.net.client as client_module
 from kafka_sink.config import BrokerAddress, SecurityConfig
 from kafka_sink.errors import AuthenticationError, TlsAuthenticationError
 from kafka_sink.net.client import AUTHENTICATING, HANDSHAKING, ClientResponse, NetworkClient
+from kafka_sink.net.connection import NodeConnection
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka_sink.protocol.records import decode_batches
 from tests.brokers.tls import TestPki, make_test_pki
@@ -276,7 +277,9 @@ def test_tls_handshake_then_versions_then_requests(tls_loop: Loopback, pki: Test
     assert tls_loop.cluster.logs[("t", 0)]
 
 
-def test_tls_writes_of_a_megabyte_resume_after_want_write(tls_loop: Loopback, pki: TestPki) -> None:
+def test_tls_writes_of_a_megabyte_resume_after_want_write(
+    tls_loop: Loopback, pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def small_buffers(*args: Any) -> socket.socket:
         sock = socket.socket(*args)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
@@ -286,16 +289,16 @@ def test_tls_writes_of_a_megabyte_resume_after_want_write(tls_loop: Loopback, pk
     connect(client)
     # Watch for writes that OpenSSL could not finish: their bytes are kept
     # for the retry, which must hand OpenSSL the same bytes again.
-    write_tls = client._write_tls
+    write_tls = NodeConnection.write_tls
     pending: list[int] = []
 
-    def watched(node: Any, sock: Any, now: float) -> bool:
-        ok = write_tls(node, sock, now)
+    def watched(node: NodeConnection, sock: Any) -> str | None:
+        failure = write_tls(node, sock)
         if node.tls_out is not None:
             pending.append(len(node.tls_out))
-        return ok
+        return failure
 
-    client._write_tls = watched  # type: ignore[method-assign]  # spy on each TLS write
+    monkeypatch.setattr(NodeConnection, "write_tls", watched)  # a spy on each TLS write
     outcomes: list[Any] = []
     payloads = [bytes([65 + i]) * (1024 * 1024 - 200) for i in range(3)]
     for payload in payloads:
