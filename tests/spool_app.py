@@ -39,7 +39,7 @@ def _die() -> None:
 
 
 def _arm(kill: dict[str, int]) -> None:
-    from kafka_sink.net import client
+    from kafka_sink.net import connection
     from kafka_sink.producer import sender, spool
 
     if "after_request" in kill:
@@ -47,7 +47,7 @@ def _arm(kill: dict[str, int]) -> None:
         sent = [0]
         armed = [False]
         original_send = sender.Sender._send_produce
-        original_write = client.NetworkClient._write_plain
+        original_write = connection.NodeConnection.write_plain
 
         def send_produce(self: Any, node: int, batches: Any, now: float) -> None:
             original_send(self, node, batches, now)
@@ -55,14 +55,14 @@ def _arm(kill: dict[str, int]) -> None:
             if sent[0] == target:
                 armed[0] = True
 
-        def write_plain(self: Any, node: Any, sock: Any, now: float) -> bool:
-            ok = original_write(self, node, sock, now)
-            if armed[0] and not node.out:
+        def write_plain(self: Any, sock: Any) -> str | None:
+            failure = original_write(self, sock)
+            if armed[0] and not self.out:
                 _die()
-            return ok
+            return failure
 
         sender.Sender._send_produce = send_produce  # type: ignore[method-assign]
-        client.NetworkClient._write_plain = write_plain  # type: ignore[method-assign]
+        connection.NodeConnection.write_plain = write_plain  # type: ignore[method-assign]
     if "on_response" in kill:
         target = kill["on_response"]
         seen = [0]
