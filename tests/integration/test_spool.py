@@ -76,8 +76,17 @@ def _accepted(output: bytes) -> tuple[list[int], dict[str, Any] | None]:
 
 
 def _check_stream(
-    records: list[ConsumedRecord], accepted: set[int], maybe: set[int], keys: int = 8
+    records: list[ConsumedRecord],
+    accepted: set[int],
+    maybe: set[int],
+    keys: int = 8,
+    replay: str = "",
 ) -> None:
+    """Every accepted number once, none twice, each key's in order.
+
+    ``replay`` goes into every failure message: how to run the same test again.
+    """
+    where = f" ({replay})" if replay else ""
     numbers = [int(r.value.split(b":")[0]) for r in records if r.value]
     counts: dict[int, int] = defaultdict(int)
     for n in numbers:
@@ -85,19 +94,27 @@ def _check_stream(
     duplicated = sorted(n for n, c in counts.items() if c > 1)
     lost = sorted(accepted - set(counts))
     unexpected = sorted(set(counts) - accepted - maybe)
-    assert not duplicated, f"{len(duplicated)} records written twice: {duplicated[:20]}"
-    assert not lost, f"{len(lost)} accepted records missing: {lost[:20]}"
-    assert not unexpected, f"records never produced: {unexpected[:20]}"
+    assert not duplicated, f"{len(duplicated)} records written twice: {duplicated[:20]}{where}"
+    assert not lost, f"{len(lost)} accepted records missing: {lost[:20]}{where}"
+    assert not unexpected, f"records never produced: {unexpected[:20]}{where}"
     # Sorted by (partition, offset), and each key is in one partition; numbers
     # from a million on come from another process (order is per producer).
-    by_key: dict[tuple[bytes, int], list[int]] = defaultdict(list)
+    by_key: dict[tuple[bytes, int], list[tuple[int, ConsumedRecord]]] = defaultdict(list)
     for record in records:
         assert record.key is not None
         assert record.value is not None
         number = int(record.value.split(b":")[0])
-        by_key[(record.key, number // 1_000_000)].append(number)
-    for (key, _), sequence in by_key.items():
-        assert sequence == sorted(sequence), f"key {key!r} out of order"
+        by_key[(record.key, number // 1_000_000)].append((number, record))
+    for (key, _), placed in by_key.items():
+        sequence = [n for n, _ in placed]
+        if sequence != sorted(sequence):
+            first = next(i for i in range(1, len(sequence)) if sequence[i] < sequence[i - 1])
+            around = [
+                f"{n}@{r.partition}:{r.offset}" for n, r in placed[max(0, first - 4) : first + 4]
+            ]
+            raise AssertionError(
+                f"key {key!r} out of order at {first}: {around} (number@partition:offset){where}"
+            )
         assert int(key[1:]) < keys
         assert all(n % keys == int(key[1:]) for n in sequence)
 
@@ -160,7 +177,9 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         exact=False,
         timeout=60,
     )
-    _check_stream(records, accepted, maybe)
+    _check_stream(
+        records, accepted, maybe, replay=f"SPOOL_CRASH_SEED={seed}; runs: {'; '.join(moments)}"
+    )
     # Drained: no log is left but the last process's, which closed empty.
     assert [p.name for p in spool_dir.iterdir()] == []
 
