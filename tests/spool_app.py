@@ -61,8 +61,8 @@ def _arm(kill: dict[str, int]) -> None:
                 _die()
             return failure
 
-        sender.Sender._send_produce = send_produce  # type: ignore[method-assign]
-        connection.NodeConnection.write_plain = write_plain  # type: ignore[method-assign]
+        sender.Sender._send_produce = send_produce  # type: ignore[method-assign]  # a kill point
+        connection.NodeConnection.write_plain = write_plain  # type: ignore[method-assign]  # a kill point
     if "on_response" in kill:
         target = kill["on_response"]
         seen = [0]
@@ -75,7 +75,7 @@ def _arm(kill: dict[str, int]) -> None:
                     _die()
             original_on_produce(self, response, sent_batches)
 
-        sender.Sender._on_produce = on_produce  # type: ignore[method-assign]
+        sender.Sender._on_produce = on_produce  # type: ignore[method-assign]  # a kill point
     if "mid_write" in kill:
         target = kill["mid_write"]
         written = [0]
@@ -91,7 +91,7 @@ def _arm(kill: dict[str, int]) -> None:
             result: int = original_write_record(self, *args)
             return result
 
-        spool.SpoolLog.write_record = write_record  # type: ignore[method-assign]
+        spool.SpoolLog.write_record = write_record  # type: ignore[method-assign]  # a kill point
 
 
 def main(spec_text: str) -> int:

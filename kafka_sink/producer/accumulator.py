@@ -838,7 +838,7 @@ class RecordAccumulator(_AccumulatorBase):
             self._spool = spool
             # An instance attribute shadows the method: callers bound to
             # ``accumulator.append`` after this take the spooled path.
-            self.append = self._append_spooled  # type: ignore[method-assign]
+            self.append = self._append_spooled  # type: ignore[method-assign]  # shadowed on purpose
             for batch in spool.pinned:
                 queue = self._batches.setdefault((batch.topic, batch.partition), deque())
                 queue.append(batch)
