@@ -682,7 +682,7 @@ class MockCluster:
         # The child must import this very kafka_sink, even when the parent
         # found it through a sys.path entry the child would not have.
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         # O_APPEND: the child writes at the end whatever the parent reads.
         with open(self._log_path, "ab") as log:
@@ -1145,7 +1145,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         return _serve(args.library or find_librdkafka(), args.brokers, args.debug, args.owned_log)
     return _run_standalone(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
