@@ -26,6 +26,8 @@ from kafka_sink.cli import (
     register_value_format,
     render_text,
 )
+from kafka_sink.cli import formats as cli_formats
+from kafka_sink.cli import send as cli_send
 from kafka_sink.config import BrokerAddress
 from kafka_sink.errors import DeliveryTimeoutError, InvalidArgumentError
 from kafka_sink.net.fetcher import FetchedRecord
@@ -277,8 +279,9 @@ def test_the_json_value_format_embeds_json_values() -> None:
 def test_registered_value_formats_are_offered_and_auto_tries_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli, "_VALUE_FORMATS", dict(cli._VALUE_FORMATS))
-    monkeypatch.setattr(cli, "_AUTO_DECODERS", [])
+    # The registry is the formats module's, where register_value_format and tail read it.
+    monkeypatch.setattr(cli_formats, "_VALUE_FORMATS", dict(cli_formats._VALUE_FORMATS))
+    monkeypatch.setattr(cli_formats, "_AUTO_DECODERS", [])
 
     def gauge(r: FetchedRecord) -> Decoded | None:
         if dict(r.headers).get("type") != b"gauge" or r.value is None:
@@ -357,7 +360,7 @@ class InstantSink:
 
 def send_lines(sink: InstantSink, lines: list[bytes], *argv: str) -> int:
     args = parse("send", "-t", "logs", *argv)
-    return cli._send_lines(args, sink, iter(lines))  # type: ignore[arg-type]  # a fake Sink
+    return cli_send._send_lines(args, sink, iter(lines))  # type: ignore[arg-type]  # a fake Sink
 
 
 def test_send_turns_lines_into_records(capsys: pytest.CaptureFixture[str]) -> None:
@@ -411,8 +414,8 @@ def test_send_reads_files_in_order_and_keeps_bytes(
     second = tmp_path / "b.log"
     second.write_bytes(b"two\nthree")  # no final newline
     sink = InstantSink()
-    monkeypatch.setattr(cli, "Connection", _FakeConnection)
-    monkeypatch.setattr(cli, "Sink", lambda *a, **k: sink)
+    monkeypatch.setattr(cli_send, "Connection", _FakeConnection)
+    monkeypatch.setattr(cli_send, "Sink", lambda *a, **k: sink)
     code = main(["send", "-t", "logs", str(first), str(second)])
     assert code == EXIT_OK
     assert [r["value"] for r in sink.produced] == [b"one\r", b"\xff\xfe", b"two", b"three"]
@@ -422,7 +425,7 @@ def test_send_reads_files_in_order_and_keeps_bytes(
 def test_send_to_a_partition_the_topic_lacks_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "Connection", _FakeConnection)
+    monkeypatch.setattr(cli_send, "Connection", _FakeConnection)
     monkeypatch.setattr("sys.stdin", _Stdin(b"x\n"))
     assert main(["send", "-t", "logs", "-p", "5"]) == EXIT_USAGE
     err = capsys.readouterr().err

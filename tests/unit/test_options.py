@@ -686,6 +686,7 @@ def test_the_command_line_reads_only_its_own_variables(
     # An application's KAFKA_SINK_* settings (here a SASL password for a
     # secured cluster) must not leak into `kafka-sink send` against another one.
     from kafka_sink import cli
+    from kafka_sink.cli import send as cli_send
 
     monkeypatch.setenv("KAFKA_SINK_SASL_PLAIN_PASSWORD", SECRET)
     monkeypatch.setenv("KAFKA_SINK_LINGER_MS", "not a number")
@@ -697,9 +698,9 @@ def test_the_command_line_reads_only_its_own_variables(
         built.append(config)
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli.SinkConfig, "from_mapping", spy)
+    monkeypatch.setattr(cli_send.SinkConfig, "from_mapping", spy)
     # No cluster: the spy stops the command before it sends anything.
-    monkeypatch.setattr(cli, "Connection", _StubConnection)
+    monkeypatch.setattr(cli_send, "Connection", _StubConnection)
     with pytest.raises(SystemExit):
         cli.main(["send", "-t", "logs", "-b", "kafka1:9092", os.devnull])
     assert built[0].security.sasl_plain_password is None

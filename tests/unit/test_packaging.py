@@ -94,6 +94,18 @@ def test_the_wheel_declares_its_license_and_metadata(dist: Path) -> None:
     assert "Version 2.0, January 2004" in license_text
 
 
+def test_the_wheel_carries_every_module_of_the_package(dist: Path) -> None:
+    # Subpackages (kafka_sink/cli/, kafka_sink/testing/...) are found by
+    # setuptools' packages.find: none may be left out, and no module of the
+    # checkout may be missing from the wheel.
+    (wheel,) = dist.glob("kafka_sink-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "kafka_sink").rglob("*.py")}
+    assert {"kafka_sink/cli/send.py", "kafka_sink/testing/__main__.py"} <= modules
+    assert sorted(modules - names) == []
+
+
 def test_the_wheel_installs_in_a_fresh_venv_and_imports(dist: Path, tmp_path: Path) -> None:
     (wheel,) = dist.glob("kafka_sink-*.whl")
     venv = tmp_path / "venv"
