@@ -115,7 +115,7 @@ def test_a_wait_that_runs_out_raises_timeout_error_and_the_delivery_goes_on() ->
     assert isinstance(error, KafkaSinkError)
     assert not isinstance(error, DeliveryError)  # the record has not failed
     assert error.code == kafka_sink.ErrorCode.WAIT_TIMEOUT
-    assert error.timeout == 0.05  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert error.timeout == 0.05
     with pytest.raises(WaitTimeoutError):
         future.exception(timeout=0)
     assert future.running()
