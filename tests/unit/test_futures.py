@@ -32,6 +32,7 @@ from kafka_sink.producer.accumulator import ProducerBatch
 from kafka_sink.producer.futures import (
     BatchOutcome,
     DeliveryFuture,
+    DoneCallback,
     RecordMetadata,
     confluent_style,
 )
@@ -151,10 +152,12 @@ def test_done_callbacks_added_before_completion_run_on_the_resolving_thread_in_o
     future = DeliveryFuture(
         STAMP, lambda m, e: calls.append(("on_delivery", m, threading.current_thread().name))
     )
+
+    def note(name: str) -> DoneCallback:
+        return lambda f: calls.append((name, f, threading.current_thread().name))
+
     for name in ("first", "second"):
-        future.add_done_callback(
-            lambda f, name=name: calls.append((name, f, threading.current_thread().name))
-        )
+        future.add_done_callback(note(name))
     assert calls == []
     resolver = later(0, lambda: future.resolve(delivered()))
     resolver.join(5)
