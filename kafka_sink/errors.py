@@ -124,6 +124,8 @@ class InvalidArgumentError(KafkaSinkError, ValueError):
     """An argument is invalid; the message names the argument and what is wrong."""
 
     default_code = ErrorCode.INVALID_ARGUMENT
+    #: The name of the invalid argument (set by the constructor, from ``**context``).
+    argument: str
 
     def __init__(self, argument: str, problem: str) -> None:
         super().__init__(f"invalid argument {argument!r}: {problem}", argument=argument)
@@ -140,6 +142,9 @@ class ConfigError(InvalidArgumentError):
     ``{"env": "NAME"}`` value names). The message never holds the value of
     a secret (a password), only the variable's name.
     """
+
+    #: The name of the environment variable (set by the constructor, from ``**context``).
+    variable: str
 
     def __init__(self, argument: str, variable: str, problem: str) -> None:
         KafkaSinkError.__init__(
@@ -367,3 +372,5 @@ class WaitTimeoutError(KafkaSinkError, _FuturesTimeoutError):
     """
 
     default_code = ErrorCode.WAIT_TIMEOUT
+    #: The wait that ran out, in seconds (set by its raisers, through ``**context``).
+    timeout: float

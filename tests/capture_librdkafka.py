@@ -47,7 +47,7 @@ from kafka_sink.protocol.records import encode_batch
 
 TOPIC = "pinned"
 TIMESTAMP = 1_700_000_000_000
-RECORDS = [
+RECORDS: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]] = [
     (b"k1", b"first value", [("source", b"librdkafka")]),
     # Long and repetitive enough that every codec makes it smaller: librdkafka
     # sends a batch uncompressed when compression would not shrink it.
@@ -73,7 +73,7 @@ def produce_all(bootstrap: str, codec: str) -> None:
         }
     )
     for key, value, headers in RECORDS:
-        producer.produce(TOPIC, value, key, partition=0, timestamp=TIMESTAMP, headers=headers)
+        producer.produce(TOPIC, value, key, partition=0, timestamp=TIMESTAMP, headers=list(headers))
     assert producer.flush(15) == 0, f"librdkafka could not deliver the {codec} records"
 
 

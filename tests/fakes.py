@@ -409,5 +409,8 @@ class FakeNetwork:
     def connection_states(self) -> dict[int, str]:
         return dict.fromkeys(self.nodes, "ready")
 
+    def silence(self) -> None:
+        pass  # it logs nothing to silence
+
     def close(self) -> None:
         self.closed = True

@@ -968,7 +968,7 @@ def sasl_case(pool: list[_ScramSeed], rng: random.Random) -> Case:
         version = rng.randint(0, 2)
         seed = rng.choice(pool)
         error = rng.choice([0, 0, 58, 34, -1])
-        text = rng.choice(
+        error_message = rng.choice(
             [
                 None,
                 "Authentication failed: Invalid username or password",
@@ -978,7 +978,9 @@ def sasl_case(pool: list[_ScramSeed], rng: random.Random) -> Case:
             ]
         )
         token = rng.choice([b"", seed.server_first.encode(), seed.server_final.encode()])
-        message = SaslAuthenticateResponse(error, text, token, rng.choice([0, -1, 1 << 62]))
+        message = SaslAuthenticateResponse(
+            error, error_message, token, rng.choice([0, -1, 1 << 62])
+        )
     data, marks = encode_marked(message, version)
     data = mutate(data, marks, rng)
     cls = type(message)

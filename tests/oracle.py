@@ -20,13 +20,13 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.brokers.admin import librdkafka_logger
 
-__all__ = ["ConsumedRecord", "OracleError", "TimestampType", "consume"]
+__all__ = ["ConsumedRecord", "OracleError", "TimestampType", "consume", "values_of"]
 
 
 class TimestampType(enum.IntEnum):
@@ -170,6 +170,15 @@ def consume(
                     )
     finally:
         consumer.close()
+
+
+def values_of(records: Iterable[ConsumedRecord]) -> list[bytes]:
+    """The values of ``records``, in their order; every record must have one."""
+    out: list[bytes] = []
+    for record in records:
+        assert record.value is not None, record
+        out.append(record.value)
+    return out
 
 
 def _partitions_of(consumer: Any, topic: str, deadline: float) -> list[int]:

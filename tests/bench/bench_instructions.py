@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 PARTS = (
     "loop",
@@ -99,7 +100,7 @@ def _child(part: str, records: int) -> None:
             "clock": "int(clock() * 1000)",
             "one-function": "fused(TOPIC, value, key)",
         }
-        scope = {
+        scope: dict[str, Any] = {
             "TOPIC": TOPIC,
             "produce": produce,
             "enqueue": enqueue,

@@ -205,7 +205,7 @@ def json_formatter() -> logging.Formatter:
     try:
         from pythonjsonlogger.json import JsonFormatter
     except ImportError:  # python-json-logger before 3.1
-        from pythonjsonlogger.jsonlogger import (  # type: ignore[attr-defined]  # private in 3.1+
+        from pythonjsonlogger.jsonlogger import (  # type: ignore[attr-defined, unused-ignore]  # private in 3.1+, unused when not installed
             JsonFormatter,
         )
     formatter: logging.Formatter = JsonFormatter(

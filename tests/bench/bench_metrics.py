@@ -128,7 +128,8 @@ def lambda_cost(rounds: int, calls: int) -> float:
 
     direct = loop_of(nothing)
     wrapped = loop_of(lambda: nothing())  # noqa: PLW0108 - the wrapper is what is measured
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(rounds):
         for run, out in ((direct, a), (wrapped, b)):
             start = time.perf_counter_ns()

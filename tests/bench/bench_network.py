@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka_sink.config import parse_broker_list
 from kafka_sink.net.broker import BrokerConnection
@@ -61,9 +62,9 @@ def pipelined(client: NetworkClient, node: int, count: int, acks: int) -> tuple[
     """Send ``count`` requests keeping the pipe full; return (wall s, CPU s)."""
     request = small_request(acks)
     done = 0
-    failed: list[ClientResponse] = []
+    failed: list[ClientResponse[Any]] = []
 
-    def on_done(response: ClientResponse) -> None:
+    def on_done(response: ClientResponse[Any]) -> None:
         nonlocal done
         done += 1
         if response.error is not None:

@@ -148,25 +148,29 @@ def main(argv: list[str] | None = None) -> int:
 
     default = part.DefaultPartitioner()
     measure(
-        "DefaultPartitioner, keyed (cache hits)", cycling(lambda k: default("t", k, 6), KEYS_64)
+        "DefaultPartitioner, keyed (cache hits)",
+        cycling(lambda k: default("t", k, None, 6), KEYS_64),
     )
-    measure("DefaultPartitioner, keyless (sticky)", loop_of(lambda: default("t", None, 6)))
+    measure("DefaultPartitioner, keyless (sticky)", loop_of(lambda: default("t", None, None, 6)))
     # Calling an instance looks __call__ up on every call; a caller that binds
     # it once calls a plain method instead.
     bound = default.__call__
     measure(
         "DefaultPartitioner.__call__ bound once, keyed",
-        cycling(lambda k: bound("t", k, 6), KEYS_64),
+        cycling(lambda k: bound("t", k, None, 6), KEYS_64),
     )
-    measure("DefaultPartitioner.__call__ bound once, keyless", loop_of(lambda: bound("t", None, 6)))
+    measure(
+        "DefaultPartitioner.__call__ bound once, keyless",
+        loop_of(lambda: bound("t", None, None, 6)),
+    )
     sticky = part.StickyPartitioner()
-    measure("StickyPartitioner", loop_of(lambda: sticky("t", None, 6)))
+    measure("StickyPartitioner", loop_of(lambda: sticky("t", None, None, 6)))
     robin = part.RoundRobinPartitioner()
-    measure("RoundRobinPartitioner", loop_of(lambda: robin("t", None, 6)))
+    measure("RoundRobinPartitioner", loop_of(lambda: robin("t", None, None, 6)))
 
     def new_batches(calls: int) -> None:
         for _ in itertools.repeat(None, calls):
-            sticky.on_new_batch("t", sticky("t", None, 6), 6)
+            sticky.on_new_batch("t", sticky("t", None, None, 6), 6)
 
     measure("StickyPartitioner, call + on_new_batch that moves on", new_batches)
 

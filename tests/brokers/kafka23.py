@@ -49,6 +49,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import tarfile
@@ -602,7 +603,7 @@ class Kafka23Cluster:
             for mechanism in _SCRAM_MECHANISMS:
                 address = f"{LOOPBACK}:{broker.secure_ports['SASL_PLAINTEXT']}"
                 wait_until(
-                    lambda a=address, m=mechanism: _scram_works(a, m),
+                    functools.partial(_scram_works, address, mechanism),
                     timeout=self.startup_timeout,
                     what=f"{mechanism} credentials of {SASL_USER!r} on {address}",
                     processes=[broker.process],

@@ -108,7 +108,7 @@ def test_non_retriable_error_is_raised_at_once(mock_cluster: Any, topic_name: st
     connection.close()
     assert info.value.name == "MESSAGE_TOO_LARGE"
     assert not info.value.retriable
-    assert info.value.topic == topic_name
+    assert info.value.context["topic"] == topic_name
     assert len(rejected) == 1, rejected  # one attempt of the five allowed
     assert len(both) == 2, both
     assert connection.nonfatal_errors() == []  # nothing was retried

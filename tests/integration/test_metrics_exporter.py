@@ -51,7 +51,7 @@ def busy_registry() -> MetricsRegistry:
 
 
 def decoded_samples(records: list[ConsumedRecord]) -> list[tuple[ConsumedRecord, Sample]]:
-    out = []
+    out: list[tuple[ConsumedRecord, Sample]] = []
     for record in records:
         assert record.value is not None
         headers = dict(record.headers)

@@ -17,7 +17,12 @@ from kafka_sink.errors import NetworkError, RequestTimeoutError
 from kafka_sink.net.client import ClientResponse, NetworkClient
 from kafka_sink.protocol.apis import ApiKey
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse
-from kafka_sink.protocol.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from kafka_sink.protocol.produce import (
+    PartitionProduceData,
+    ProduceRequest,
+    ProduceResponse,
+    TopicProduceData,
+)
 from kafka_sink.protocol.records import encode_batch
 from kafka_sink.testing import MockCluster
 from tests.brokers import BrokerUnderTest
@@ -42,8 +47,8 @@ def wait_ready(client: NetworkClient, node_id: int) -> None:
     )
 
 
-def request(client: NetworkClient, node_id: int, message: Any) -> ClientResponse:
-    outcomes: list[ClientResponse] = []
+def request(client: NetworkClient, node_id: int, message: Any) -> ClientResponse[Any]:
+    outcomes: list[ClientResponse[Any]] = []
     client.send(node_id, message, outcomes.append)
     wait_for(client, lambda: bool(outcomes), f"the answer to {type(message).__name__}")
     return outcomes[0]
@@ -60,7 +65,7 @@ def produce_request(topic: str, first: int, count: int = 3) -> ProduceRequest:
     )
 
 
-def base_offset(response: ClientResponse) -> int:
+def base_offset(response: ClientResponse[ProduceResponse]) -> int:
     assert response.error is None, response.error
     assert response.body is not None
     [topic] = response.body.responses
@@ -103,7 +108,7 @@ def test_pipelined_produce_on_one_connection(
     broker.create_topic(topic_name, 1)
     leader = find_leader(client, broker.bootstrap_servers, topic_name)
     wait_ready(client, leader)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     for i in range(5):
         client.send(leader, produce_request(topic_name, 3 * i), outcomes.append)
     assert client.in_flight(leader) == 5
@@ -125,7 +130,7 @@ def test_broker_down_fails_requests_in_flight_then_reconnects(
     leader = find_leader(client, mock_cluster.bootstrap_servers, topic_name)
     wait_ready(client, leader)
     mock_cluster.set_broker_rtt(leader, 10_000)  # keep the answers away
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     for i in range(3):
         client.send(leader, produce_request(topic_name, i, 1), outcomes.append)
     client.poll(0.0)  # written
@@ -148,7 +153,7 @@ def test_slow_broker_times_requests_out(mock_cluster: MockCluster, topic_name: s
         leader = find_leader(client, mock_cluster.bootstrap_servers, topic_name)
         wait_ready(client, leader)
         mock_cluster.set_broker_rtt(leader, 5_000)
-        outcomes: list[ClientResponse] = []
+        outcomes: list[ClientResponse[Any]] = []
         client.send(leader, produce_request(topic_name, 0), outcomes.append)
         client.send(leader, produce_request(topic_name, 3), outcomes.append)
         wait_for(client, lambda: len(outcomes) == 2, "the requests to time out")

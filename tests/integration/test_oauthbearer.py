@@ -190,7 +190,7 @@ def test_a_refused_token_is_a_clear_authentication_error(
     error = caught.value
     assert type(error) is AuthenticationError
     assert error.code == 58  # SASL_AUTHENTICATION_FAILED
-    assert error.mechanism == "OAUTHBEARER"
+    assert error.context["mechanism"] == "OAUTHBEARER"
     assert servers in error.message
     assert "invalid_token" in error.message
     for text in (str(error), repr(error), str(error.context)):
@@ -220,6 +220,6 @@ def test_a_sink_with_a_refused_token_fails_its_records(
     assert error.reason == "authentication"
     cause = error.context["cause"]
     assert isinstance(cause, AuthenticationError)
-    assert cause.mechanism == "OAUTHBEARER"
+    assert cause.context["mechanism"] == "OAUTHBEARER"
     for shown in (str(error), repr(error), str(cause), text):
         assert token not in shown

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import kafka_sink
-from kafka_sink import BufferFullError, Sink
+from kafka_sink import BufferFullError, DeliveryFuture, Sink
 from tests.child import run_python
-from tests.oracle import consume
+from tests.oracle import consume, values_of
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_every_codec(mock_cluster: Any, topic_name: str, codec: str) -> None:
             sink.produce(topic_name, f"value {i}".encode() * 5, key=str(i % 7).encode())
         assert sink.flush(timeout=30) == 0
     got = consume(mock_cluster.bootstrap_servers, topic_name, expected=300)
-    assert sorted(r.value for r in got) == sorted(f"value {i}".encode() * 5 for i in range(300))
+    assert sorted(values_of(got)) == sorted(f"value {i}".encode() * 5 for i in range(300))
 
 
 @pytest.mark.mock
@@ -176,7 +176,7 @@ def test_faults_lose_nothing_duplicate_nothing_keep_order(
     assert stats["retries"] > 0
     assert {"NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS"} <= set(stats["broker_errors"])
     got = consume(cluster.bootstrap_servers, topic_name, expected=total, timeout=120)
-    values = [int(r.value) for r in got]
+    values = [int(value) for value in values_of(got)]
     assert sorted(values) == list(range(total))  # nothing lost, nothing duplicated
     _check_per_key_order(got)
 
@@ -208,7 +208,7 @@ def test_lost_responses_and_dead_brokers_lose_nothing(
     assert [f.exception() for f in futures if f.exception() is not None] == []
     assert stats["broker_errors"].get("RequestTimeoutError", 0) > 0
     got = consume(cluster.bootstrap_servers, topic_name, expected=total, timeout=120, exact=False)
-    assert {int(r.value) for r in got} == set(range(total))  # nothing lost
+    assert {int(value) for value in values_of(got)} == set(range(total))  # nothing lost
 
 
 class _LosingNetwork:
@@ -282,7 +282,7 @@ def test_retries_after_lost_answers_are_not_duplicated(kafka23: Any, topic_name:
     assert stats["retries"] >= networks[0].lost
     assert stats["idempotence"] == "enabled"
     got = consume(kafka23.bootstrap_servers, topic_name, expected=total, timeout=120)
-    assert sorted(int(r.value) for r in got) == list(range(total))  # exactly once each
+    assert sorted(int(value) for value in values_of(got)) == list(range(total))  # exactly once each
     _check_per_key_order(got)
 
 
@@ -342,7 +342,7 @@ def test_interpreter_exit_flushes_without_close(mock_cluster: Any, topic_name: s
     )
     assert result.returncode == 0, result.stderr
     got = consume(mock_cluster.bootstrap_servers, topic_name, expected=10_000, timeout=60)
-    assert sorted(int(r.value) for r in got) == list(range(10_000))
+    assert sorted(int(value) for value in values_of(got)) == list(range(10_000))
 
 
 @pytest.mark.mock
@@ -375,7 +375,7 @@ def test_fork_child_and_parent_each_deliver_their_own_once(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     got = consume(mock_cluster.bootstrap_servers, topic_name, expected=300, timeout=60)
-    values = sorted(r.value.decode() for r in got)
+    values = sorted(value.decode() for value in values_of(got))
     expected = sorted(
         [f"parent-before-{i}" for i in range(100)]
         + [f"parent-after-{i}" for i in range(100)]
@@ -388,7 +388,7 @@ def test_fork_child_and_parent_each_deliver_their_own_once(
 def test_killing_the_leader_under_load(kafka23_cluster: Any, topic_name: str) -> None:
     kafka23_cluster.create_topic(topic_name, partitions=1, replication_factor=3)
     sink = Sink(kafka23_cluster.bootstrap_servers, acks="all", linger_ms=5, retry_backoff_ms=100)
-    futures = []
+    futures: list[DeliveryFuture] = []
     killed = None
     try:
         for i in range(20_000):
@@ -407,7 +407,7 @@ def test_killing_the_leader_under_load(kafka23_cluster: Any, topic_name: str) ->
             kafka23_cluster.restart_broker(killed)
     assert [f.exception() for f in futures if f.exception()] == []
     got = consume(kafka23_cluster.bootstrap_servers, topic_name, expected=20_000, timeout=120)
-    assert [int(r.value) for r in got] == list(range(20_000))
+    assert [int(value) for value in values_of(got)] == list(range(20_000))
 
 
 def _leader_of(cluster: Any, topic: str) -> int:

@@ -32,9 +32,6 @@ class ThreadedFakeNetwork(FakeNetwork):
         self._woken.clear()
         super().poll(0.0)
 
-    def silence(self) -> None:
-        pass
-
 
 @dataclass(frozen=True)
 class Stored:
@@ -61,7 +58,7 @@ def fake_sink(
 
 def stored(cluster: FakeCluster, topic: str = "logs") -> list[Stored]:
     """Every record the fake cluster holds for ``topic``, by partition then offset."""
-    out = []
+    out: list[Stored] = []
     for (name, partition), wires in sorted(cluster.logs.items()):
         if name != topic:
             continue

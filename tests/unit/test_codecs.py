@@ -234,7 +234,7 @@ def test_codec_ids_are_the_attribute_values() -> None:
 def test_from_name_rejects_others(name: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         Compression.from_name(name)  # type: ignore[arg-type]  # wrong names and types on purpose
-    argument = info.value.argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    argument = info.value.argument
     assert argument == "compression"
     assert "compression" in str(info.value)
 
@@ -600,7 +600,7 @@ def test_zstd_without_zstandard(monkeypatch: pytest.MonkeyPatch) -> None:
     for call in calls:
         with pytest.raises(InvalidArgumentError, match=r"kafka-sink\[zstd\]") as info:
             call()
-        argument = info.value.argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+        argument = info.value.argument
         assert argument == "compression"
     assert decompress(Compression.LZ4, compress(Compression.LZ4, b"data"), 4) == b"data"
 

@@ -139,7 +139,7 @@ def test_unknown_topic_without_auto_create_raises_broker_error() -> None:
     assert info.value.code == 3
     assert info.value.name == "UNKNOWN_TOPIC_OR_PARTITION"
     assert info.value.retriable
-    assert info.value.topic == "missing"
+    assert info.value.context["topic"] == "missing"
 
 
 def test_unknown_topic_with_auto_create_waits_for_it() -> None:
@@ -186,7 +186,9 @@ def test_errors_pickle_with_their_context() -> None:
     exc = BrokerResponseError(6, topic="t", partition=2)
     clone = pickle.loads(pickle.dumps(exc))
     assert type(clone) is BrokerResponseError
-    assert (clone.code, clone.name, clone.retriable, clone.topic, clone.partition) == (
+    # The context comes back as attributes too (read by name: mypy knows of no "topic").
+    names = ("code", "name", "retriable", "topic", "partition")
+    assert tuple(getattr(clone, name) for name in names) == (
         6,
         "NOT_LEADER_OR_FOLLOWER",
         True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import struct
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -464,6 +465,7 @@ def test_follow_long_polls_and_returns_records_written_later() -> None:
     cluster.append("t", 0, [b"old"])
     fetcher = fetcher_for(cluster, max_wait_ms=250)
     stream = fetcher.read("t", {0: 1})
+    assert isinstance(stream, Generator)  # closed below
     cluster.append("t", 0, [b"new 1", b"new 2"], codec=Compression.SNAPPY)
     assert values(list(itertools.islice(stream, 2))) == [(0, 1, b"new 1"), (0, 2, b"new 2")]
     cluster.append("t", 0, [b"newer"])
@@ -504,7 +506,7 @@ def test_retriable_partition_errors_are_retried_then_raised() -> None:
     cluster.fetch_errors = [(0, 56), (0, 56)]  # KAFKA_STORAGE_ERROR, retriable
     fetcher = fetcher_for(cluster)
     assert values(list(fetcher.read("t", {0: 0}, end={0: 1}))) == [(0, 0, b"a")]
-    assert [e.name for e in fetcher.nonfatal_errors()] == ["KAFKA_STORAGE_ERROR"] * 2
+    assert [e.context["name"] for e in fetcher.nonfatal_errors()] == ["KAFKA_STORAGE_ERROR"] * 2
     cluster.fetch_errors = [(0, 56)] * 10
     with pytest.raises(BrokerResponseError) as info:
         list(fetcher.read("t", {0: 0}, end={0: 1}))

@@ -32,6 +32,7 @@ from kafka_sink.producer.accumulator import ProducerBatch
 from kafka_sink.producer.futures import (
     BatchOutcome,
     DeliveryFuture,
+    DoneCallback,
     RecordMetadata,
     confluent_style,
 )
@@ -115,7 +116,7 @@ def test_a_wait_that_runs_out_raises_timeout_error_and_the_delivery_goes_on() ->
     assert isinstance(error, KafkaSinkError)
     assert not isinstance(error, DeliveryError)  # the record has not failed
     assert error.code == kafka_sink.ErrorCode.WAIT_TIMEOUT
-    assert error.timeout == 0.05  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert error.timeout == 0.05
     with pytest.raises(WaitTimeoutError):
         future.exception(timeout=0)
     assert future.running()
@@ -151,10 +152,12 @@ def test_done_callbacks_added_before_completion_run_on_the_resolving_thread_in_o
     future = DeliveryFuture(
         STAMP, lambda m, e: calls.append(("on_delivery", m, threading.current_thread().name))
     )
+
+    def note(name: str) -> DoneCallback:
+        return lambda f: calls.append((name, f, threading.current_thread().name))
+
     for name in ("first", "second"):
-        future.add_done_callback(
-            lambda f, name=name: calls.append((name, f, threading.current_thread().name))
-        )
+        future.add_done_callback(note(name))
     assert calls == []
     resolver = later(0, lambda: future.resolve(delivered()))
     resolver.join(5)

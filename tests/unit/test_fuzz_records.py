@@ -96,7 +96,7 @@ def _zeros_bomb(codec: str, size: int) -> bytes:
     if codec == "zstd":  # concatenated frames, likewise
         return zstandard.ZstdCompressor().compress(bytes(chunk)) * (size // chunk)
     if codec == "snappy-xerial":
-        block = snappy.compress(bytes(32 * 1024))
+        block: bytes = snappy.compress(bytes(32 * 1024))
         header = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
         return header + (struct.pack(">i", len(block)) + block) * (size // (32 * 1024))
     compressor = lz4.frame.LZ4FrameCompressor(block_linked=False)

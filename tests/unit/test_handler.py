@@ -100,8 +100,9 @@ def test_exceptions_and_stack_info_are_serialised(
     sink, cluster = shared
     handler = KafkaHandler("logs", sink=sink, entry_points=False)
     log = make_logger(handler)
+    empty: dict[str, object] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError:
         log.exception("lookup failed", stack_info=True)
     handler.flush(10)
@@ -348,7 +349,7 @@ def test_bad_input_is_reported_per_record_and_good_records_get_through(
     by_reason = {letter.reason: letter for letter in letters}
     assert set(by_reason) == {"serialize", "too_large"}
     assert isinstance(by_reason["serialize"].error, TypeError)
-    assert by_reason["serialize"].record is not None
+    assert isinstance(by_reason["serialize"].record, logging.LogRecord)
     assert by_reason["serialize"].record.msg == "format mismatch %d %d"
     assert by_reason["serialize"].value is None
     too_large = by_reason["too_large"]

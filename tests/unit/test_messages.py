@@ -66,7 +66,7 @@ def _struct_strategy(cls: type[Any], version: int, flexible: bool) -> st.SearchS
 
 
 def _all_message_versions() -> list[tuple[type[Message], int]]:
-    cases = []
+    cases: list[tuple[type[Message], int]] = []
     for key in sorted(apis._PAIRS):
         for cls in (apis.request_class(key), apis.response_class(key)):
             low, high = cls.VERSIONS

@@ -24,7 +24,7 @@ from kafka_sink.metrics.encodings import (
     influx_encoder,
     json_encoder,
 )
-from kafka_sink.metrics.samples import labels_of, series_id
+from kafka_sink.metrics.samples import MetricType, labels_of, series_id
 
 TS = 1_700_000_000_123
 
@@ -212,13 +212,14 @@ _label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True).fil
 _any_text = st.text(max_size=12)
 _finite = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
 _counts = st.integers(0, 2**40)
+_kinds: list[MetricType] = ["counter", "gauge", "untyped", "histogram", "summary"]
 
 
 @st.composite
 def samples(draw: st.DrawFn, label_values: st.SearchStrategy[str] = _any_text) -> Sample:
     name = draw(_names)
     labels = labels_of(draw(st.dictionaries(_label_names, label_values, max_size=4)))
-    kind = draw(st.sampled_from(["counter", "gauge", "untyped", "histogram", "summary"]))
+    kind = draw(st.sampled_from(_kinds))
     if kind == "histogram":
         bounds = sorted(draw(st.sets(st.floats(-1e6, 1e6), max_size=5)))
         counts = sorted(draw(st.lists(_counts, min_size=len(bounds) + 1, max_size=len(bounds) + 1)))

@@ -39,7 +39,12 @@ from kafka_sink.errors import (
 )
 from kafka_sink.net.client import ClientResponse, NetworkClient
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse
-from kafka_sink.protocol.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from kafka_sink.protocol.produce import (
+    PartitionProduceData,
+    ProduceRequest,
+    ProduceResponse,
+    TopicProduceData,
+)
 from kafka_sink.protocol.records import encode_batch
 from tests.fakes import FakeBroker, FakeClock, FakeCluster, FakeStream
 
@@ -264,7 +269,7 @@ def produce(acks: int = 1, payload: bytes = b"x", partition: int = 0) -> Produce
     )
 
 
-def offset_of(response: ClientResponse) -> int:
+def offset_of(response: ClientResponse[ProduceResponse]) -> int:
     assert response.error is None, response.error
     assert response.body is not None
     base_offset: int = response.body.responses[0].partition_responses[0].base_offset
@@ -359,7 +364,7 @@ def test_refused_connection_backs_off_without_spinning(
     assert 0.04 <= first_delay <= 0.06  # 50 ms +- 20 % jitter
 
     # A request for it fails through its callback, naming the cause.
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(7, MetadataRequest.for_topics(["t"]), outcomes.append)
     client.poll(0.0)
     [outcome] = outcomes
@@ -420,7 +425,7 @@ def test_backoff_resets_after_a_successful_connection(loop: Loopback) -> None:
 def test_pipelined_requests_are_matched_in_order(loop: Loopback, write_path: str) -> None:
     client = loop.client(max_in_flight=5)
     connect(client)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     requests = [
         produce(),
         MetadataRequest.for_topics(["t"]),
@@ -451,7 +456,7 @@ def test_pipelined_requests_are_matched_in_order(loop: Loopback, write_path: str
 def test_acks_0_completes_once_written(loop: Loopback, write_path: str) -> None:
     client = loop.client()
     connect(client)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(acks=0, payload=b"fire"), outcomes.append)
     client.send(1, produce(acks=1, payload=b"then"), outcomes.append)
     drive(client, lambda: len(outcomes) == 2)
@@ -464,7 +469,7 @@ def test_acks_0_completes_once_written(loop: Loopback, write_path: str) -> None:
 def test_large_requests_are_written_in_pieces(loop: Loopback, write_path: str) -> None:
     client = loop.client()
     connect(client)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     payloads = [bytes([i]) * (3 << 20) for i in range(3)]  # larger than socket buffers
     for payload in payloads:
         client.send(1, produce(payload=payload), outcomes.append)
@@ -478,7 +483,7 @@ def test_large_requests_are_written_in_pieces(loop: Loopback, write_path: str) -
 def test_send_refusals_reach_the_callback(loop: Loopback) -> None:
     loop.cluster.brokers[1].max_versions[METADATA] = 0  # below what the library speaks
     client = loop.client(max_in_flight=2)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(99, produce(), outcomes.append)  # unknown node
     client.send(2, produce(), outcomes.append)  # not connected
     connect(client)
@@ -510,7 +515,7 @@ def test_version_for_raises_when_no_version_is_shared(loop: Loopback) -> None:
     connect(client)
     with pytest.raises(UnsupportedVersionError, match="PRODUCE"):
         client.version_for(1, PRODUCE)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     client.poll(0.0)
     assert isinstance(outcomes[0].error, UnsupportedVersionError)
@@ -526,7 +531,7 @@ def test_request_timeout_fails_in_flight_requests_and_reconnects(loop: Loopback)
     connect(client)
     server = loop.servers[1]
     server.fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     loop.clock.now += 10
     client.send(1, produce(), outcomes.append)
@@ -569,7 +574,7 @@ def test_end_of_stream_mid_response_fails_the_request(loop: Loopback) -> None:
     connect(client)
     server = loop.servers[1]
     server.fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, MetadataRequest.for_topics(["t"]), outcomes.append)
     client.send(1, produce(acks=0), outcomes.append)  # written: completes on its own
     drive(client, lambda: bool(server.received(PRODUCE)))
@@ -606,7 +611,7 @@ def test_bad_frames_fail_requests_not_poll(
     connect(client)
     server = loop.servers[1]
     server.fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, MetadataRequest.for_topics(["t"]), outcomes.append)
     client.send(1, produce(), outcomes.append)
     drive(client, lambda: bool(server.received(PRODUCE)))
@@ -623,9 +628,9 @@ def test_bad_frames_fail_requests_not_poll(
 def test_callback_exceptions_are_counted_not_raised(loop: Loopback) -> None:
     client = loop.client()
     connect(client)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
 
-    def explode(response: ClientResponse) -> None:
+    def explode(response: ClientResponse[Any]) -> None:
         raise RuntimeError("callback bug")
 
     client.send(1, produce(), explode)
@@ -639,9 +644,9 @@ def test_callbacks_may_send_and_close(loop: Loopback) -> None:
     client = loop.client()
     connect(client, 1)
     connect(client, 2)
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
 
-    def chain(response: ClientResponse) -> None:
+    def chain(response: ClientResponse[Any]) -> None:
         outcomes.append(response)
         client.send(1, produce(), outcomes.append)
 
@@ -663,7 +668,7 @@ def test_set_nodes_closes_connections_to_nodes_that_left(loop: Loopback) -> None
     connect(client, 1)
     connect(client, 2)
     loop.servers[1].fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     client.poll(0.0)
     client.set_nodes({2: loop.servers[2].address, -1: loop.servers[1].address})
@@ -752,7 +757,7 @@ def test_close_fails_everything_and_is_idempotent(loop: Loopback) -> None:
     client = loop.client()
     connect(client)
     loop.servers[1].fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     client.poll(0.0)  # written
     client.send(1, produce(), outcomes.append)  # queued only
@@ -827,7 +832,7 @@ def test_reset_after_fork_leaves_the_parents_connection_alone(loop: Loopback) ->
     assert os.waitstatus_to_exitcode(status) == 0
     # The parent's connection saw nothing from the child and still works.
     assert server.conns[0].bytes_in == before
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     drive(client, lambda: bool(outcomes))
     assert offset_of(outcomes[0]) == 0
@@ -838,7 +843,7 @@ def test_reset_after_fork_in_process_starts_afresh(loop: Loopback) -> None:
     client = loop.client()
     connect(client)
     loop.servers[1].fake.silent = True
-    outcomes: list[ClientResponse] = []
+    outcomes: list[ClientResponse[Any]] = []
     client.send(1, produce(), outcomes.append)
     client.reset_after_fork()
     assert client.connection_states() == {1: "disconnected", 2: "disconnected"}

@@ -455,7 +455,8 @@ def test_sink_takes_the_names_as_keywords_and_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KAFKA_SINK_BATCH_SIZE", "4096")
-    with Sink("kafka1:9092", **{"linger.ms": 3}) as sink:
+    dotted: dict[str, Any] = {"linger.ms": 3}
+    with Sink("kafka1:9092", **dotted) as sink:
         assert sink.config.linger_ms == 3
         assert sink.config.batch_size == 4096
     with pytest.raises(InvalidArgumentError, match="did you mean 'linger_ms'"):
@@ -494,7 +495,8 @@ def test_a_handler_reads_the_environment_for_the_sink_it_builds(
 def test_the_processor_and_the_exporter_read_it_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_SINK_BOOTSTRAP_SERVERS", "kafka1:9092")
     monkeypatch.setenv("KAFKA_SINK_CLIENT_ID", "from-env")
-    processor = KafkaProcessor("events", contextvars=False, **{"linger.ms": 1})
+    dotted: dict[str, Any] = {"linger.ms": 1}
+    processor = KafkaProcessor("events", contextvars=False, **dotted)
     exporter = MetricsExporter(MetricsRegistry(), "metrics", interval=None)
     try:
         assert processor.sink.config.client_id == "from-env"
@@ -539,7 +541,11 @@ def test_an_option_both_as_keyword_and_in_sink_options() -> None:
     with pytest.raises(InvalidArgumentError, match=r"'linger\.ms': is another name of 'linger_ms'"):
         KafkaHandler("logs", "kafka1:9092", linger_ms=1, sink_options={"linger.ms": 2})
     with pytest.raises(InvalidArgumentError, match="'sink_options': must be a mapping"):
-        KafkaHandler("logs", "kafka1:9092", sink_options=["linger.ms"])
+        KafkaHandler(
+            "logs",
+            "kafka1:9092",
+            sink_options=["linger.ms"],  # type: ignore[arg-type]  # a list on purpose
+        )
 
 
 def test_dictconfig_with_dotted_names_and_a_secret_by_reference(
@@ -567,8 +573,8 @@ def test_dictconfig_with_dotted_names_and_a_secret_by_reference(
     }
     logging.config.dictConfig(json.loads(json.dumps(config)))
     handler = logging.getLogger("test.options.dictconfig").handlers[0]
+    assert isinstance(handler, KafkaHandler)
     try:
-        assert isinstance(handler, KafkaHandler)
         assert handler.sink.config.linger_ms == 50
         assert handler.sink.config.security.sasl_plain_password == SECRET
         assert SECRET not in repr(handler)
@@ -655,7 +661,9 @@ def test_no_secret_from_the_environment_reaches_a_repr_an_error_or_a_log_record(
     texts.append(repr(sink.metrics()))
     sink.close(0.5)
     assert future.done()
-    texts.append(all_text(future.exception()))
+    error = future.exception()
+    assert error is not None
+    texts.append(all_text(error))
     handler = KafkaHandler(
         "logs",
         "127.0.0.1:9",

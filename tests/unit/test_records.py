@@ -438,7 +438,7 @@ def test_invalid_append_arguments(call: Any, argument: str) -> None:
     builder = BatchBuilder()
     with pytest.raises(InvalidArgumentError) as info:
         call(builder)
-    assert info.value.argument == argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert info.value.argument == argument
     assert builder.record_count == 0
 
 
@@ -458,7 +458,7 @@ def test_invalid_later_records(later: Any, argument: str) -> None:
     builder.append(T0, None, b"first")
     with pytest.raises(InvalidArgumentError) as info:
         later(builder)
-    assert info.value.argument == argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert info.value.argument == argument
     assert builder.record_count == 1
     assert len(decode_batches(builder.build())[0].records) == 1
 
@@ -478,7 +478,7 @@ def test_invalid_build_arguments(kwargs: dict[str, Any], argument: str) -> None:
     builder.append(T0, None, b"v")
     with pytest.raises(InvalidArgumentError) as info:
         builder.build(**kwargs)
-    assert info.value.argument == argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert info.value.argument == argument
 
 
 @pytest.mark.parametrize(
@@ -493,7 +493,7 @@ def test_invalid_build_arguments(kwargs: dict[str, Any], argument: str) -> None:
 def test_invalid_builder_arguments(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         BatchBuilder(**kwargs)
-    assert info.value.argument == argument  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert info.value.argument == argument
 
 
 def test_builder_accepts_codec_names_and_ids() -> None:

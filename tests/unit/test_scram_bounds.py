@@ -92,7 +92,7 @@ def test_a_count_above_the_limit_is_refused_before_any_key_is_derived(
     assert str(count) in message
     assert "limit of 16384" in message
     assert "sasl_scram_max_iterations" in message
-    assert caught.value.mechanism == "SCRAM-SHA-256"
+    assert caught.value.context["mechanism"] == "SCRAM-SHA-256"
     assert pbkdf2_calls == []
     # The exchange is over: another message is refused too, not computed.
     with pytest.raises(AuthenticationError, match="state failed"):
@@ -207,7 +207,7 @@ def test_the_configured_limit_reaches_the_exchange(pbkdf2_calls: list[int]) -> N
     default = sasl_authenticator(scram_security(), "kafka1:9094", KAFKA_35)
     with pytest.raises(AuthenticationError) as caught:
         first_answer(default, 20000)
-    assert caught.value.broker == "kafka1:9094"
+    assert caught.value.context["broker"] == "kafka1:9094"
     assert "as 'user' with broker kafka1:9094" in caught.value.message
     assert "20000 SCRAM iterations, more than the limit of 16384" in caught.value.message
 
@@ -427,8 +427,9 @@ def test_a_sink_refuses_a_huge_count_at_once_and_fails_its_records(
         error = future.exception(timeout=30)
         assert isinstance(error, DeliveryError)
         assert error.reason == "authentication"
-        assert isinstance(error.cause, AuthenticationError)
-        assert "2000000000 SCRAM iterations, more than the limit of 16384" in error.cause.message
+        cause = error.context["cause"]
+        assert isinstance(cause, AuthenticationError)
+        assert "2000000000 SCRAM iterations, more than the limit of 16384" in cause.message
     finally:
         started = time.monotonic()
         sink.close(0.2)

@@ -267,7 +267,7 @@ def test_sink_options_name_unknown_and_conflicting_options() -> None:
 def test_connection_takes_the_same_names() -> None:
     cluster = FakeCluster(1)
     cluster.sasl_users["alice"] = SECRET
-    options = {
+    options: dict[str, Any] = {
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "PLAIN",
         "sasl_plain_username": "alice",
@@ -308,8 +308,8 @@ def test_connection_raises_a_refused_authentication_at_once() -> None:
     # One broker was asked, once: the others take the same credentials.
     assert len(transport.connects) == 1
     assert cluster.sasl_refusals == 1
-    assert caught.value.mechanism == "PLAIN"
-    assert caught.value.broker == "fake:9001"
+    assert caught.value.context["mechanism"] == "PLAIN"
+    assert caught.value.context["broker"] == "fake:9001"
     assert SECRET not in repr(caught.value)
 
 

@@ -57,7 +57,7 @@ class Harness:
         return [r for _, r, _ in self.net.sent if r.API_KEY == 0]
 
     def log(self, partition: int = 0, topic: str = "logs") -> list[tuple[int, bytes | None]]:
-        out = []
+        out: list[tuple[int, bytes | None]] = []
         for wire in self.cluster.logs.get((topic, partition), []):
             for batch in decode_batches(wire):
                 out.extend((batch.base_sequence + i, r.value) for i, r in enumerate(batch.records))
@@ -178,7 +178,7 @@ def test_non_retriable_error_fails_the_batch_and_gives_back_its_sequence() -> No
     error = bad.exception()
     assert isinstance(error, DeliveryError)
     assert "INVALID_RECORD" in error.message
-    assert error.cause.code == 87
+    assert error.context["cause"].code == 87
     good = h.produce(b"good")
     h.run_until(good.done)
     assert good.exception() is None

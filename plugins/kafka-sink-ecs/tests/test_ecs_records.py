@@ -501,7 +501,7 @@ def test_invalid_options_name_the_argument(options: dict[str, Any], argument: st
         EcsOptions(**options)
 
     expected = f"serializer_options.{argument}"
-    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert caught.value.argument == expected
 
 
 def test_unknown_option_names_are_an_error() -> None:
@@ -509,7 +509,7 @@ def test_unknown_option_names_are_an_error() -> None:
         EcsOptions.from_mapping({"service": "shop"})
 
     expected = "serializer_options.service"
-    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert caught.value.argument == expected
 
 
 def test_options_keep_a_copy_of_static_fields() -> None:

@@ -104,6 +104,12 @@ class Item:
     scope: str
     value: Any
 
+    @property
+    def consumed(self) -> ConsumedRecord:
+        """``record``, for an item read back from Kafka (one parsed in-process has none)."""
+        assert self.record is not None, "the item was not read back from Kafka"
+        return self.record
+
 
 _PATHS = {
     "traces": ("resource_spans", "scope_spans", "spans"),

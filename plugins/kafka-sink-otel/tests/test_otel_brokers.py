@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from kafka_sink_otel import (
+    Encoding,
     KafkaLogExporter,
     KafkaMetricExporter,
     KafkaSpanExporter,
@@ -108,7 +109,9 @@ def serve(app: Pipeline, name: str, requests: int = REQUESTS) -> None:
         for i in range(requests):
             route = ("/orders", "/cart", "/pay")[i % 3]
             status = 500 if i % 5 == 4 else 200
-            links = [Link(previous, {"link.reason": "previous request"})] if previous else []
+            links: list[Link] = (
+                [Link(previous, {"link.reason": "previous request"})] if previous else []
+            )
             with tracer.start_as_current_span(
                 f"GET {route}",
                 kind=SpanKind.SERVER,
@@ -168,8 +171,8 @@ def check_spans(app: Pipeline, found: list[Item], keyed: bool) -> None:
         ]
         assert span.status.code == sdk.status.status_code.value
         if keyed:
-            assert item.record.key == span.trace_id.hex().encode()
-            partitions[span.trace_id].add(item.record.partition)
+            assert item.consumed.key == span.trace_id.hex().encode()
+            partitions[span.trace_id].add(item.consumed.partition)
     # partition_traces_by_id: a trace's spans are on one partition.
     assert all(len(found_in) == 1 for found_in in partitions.values())
 
@@ -184,6 +187,7 @@ def check_logs(app: Pipeline, found: list[Item]) -> None:
         span_id = int.from_bytes(record.span_id, "big")
         sdk = expected.pop((record.time_unix_nano, record.body.string_value, span_id))
         assert item.resource == dict(app.resource.attributes)
+        assert sdk.severity_number is not None
         assert record.severity_number == sdk.severity_number.value
         assert record.severity_text == sdk.severity_text
         assert record.trace_id == sdk.trace_id.to_bytes(16, "big")
@@ -234,7 +238,7 @@ def _no_failures(*exporters: Any) -> None:
 
 @pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])
 def test_an_application_s_telemetry_arrives_whole(
-    broker: Any, topic_name: str, encoding: str
+    broker: Any, topic_name: str, encoding: Encoding
 ) -> None:
     topics = _topics(broker, topic_name)
     resource = Resource.create(
@@ -317,21 +321,23 @@ def test_keys_by_trace_and_by_resource(mock_cluster: Any, topic_name: str) -> No
         )
 
     span_partition = {
-        item.value.trace_id: item.record.partition for item in read("traces", "traces")
+        item.value.trace_id: item.consumed.partition for item in read("traces", "traces")
     }
     assert len(span_partition) == 2 * REQUESTS  # twelve traces per service
     traced_logs = read("logs", "logs")
     assert len(traced_logs) == 2 * (REQUESTS + REQUESTS // 5)
     for item in traced_logs:
-        assert item.record.key == item.value.trace_id.hex().encode()
+        assert item.consumed.key == item.value.trace_id.hex().encode()
         # Same key, same partition count, same partitioner: the trace's partition.
-        assert item.record.partition == span_partition[item.value.trace_id]
+        assert item.consumed.partition == span_partition[item.value.trace_id]
     for kind, signal in (("logs by resource", "logs"), ("metrics", "metrics")):
         partition_of: dict[str, set[int]] = collections.defaultdict(set)
         for item in read(kind, signal):
             resource = resources[item.resource["service.name"]]
             assert item.resource == dict(resource.attributes)
-            assert item.record.key == resource_attributes_key(_encode_resource(resource).attributes)
-            partition_of[item.resource["service.name"]].add(item.record.partition)
+            assert item.consumed.key == resource_attributes_key(
+                _encode_resource(resource).attributes
+            )
+            partition_of[item.resource["service.name"]].add(item.consumed.partition)
         assert set(partition_of) == set(resources)
         assert all(len(p) == 1 for p in partition_of.values())

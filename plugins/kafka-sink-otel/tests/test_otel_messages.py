@@ -33,6 +33,7 @@ from kafka_sink_otel import (
     KafkaLogExporter,
     KafkaMetricExporter,
     KafkaSpanExporter,
+    Signal,
     resource_attributes_key,
 )
 from kafka_sink_otel.messages import SHAPES, KafkaMessage, plan
@@ -56,7 +57,7 @@ def spans_of(
     tracer = provider.get_tracer("shop.orders", "1.2")
     previous = None
     for t in range(traces):
-        links = [Link(previous, {"link.kind": "previous"})] if previous else []
+        links: list[Link] = [Link(previous, {"link.kind": "previous"})] if previous else []
         with tracer.start_as_current_span(
             "GET /orders", kind=SpanKind.SERVER, links=links, attributes={"order": t}
         ) as root:
@@ -68,7 +69,7 @@ def spans_of(
     return memory.get_finished_spans()
 
 
-def _plan(signal: str, request: Any, limit: int = LIMIT, **options: Any) -> list[KafkaMessage]:
+def _plan(signal: Signal, request: Any, limit: int = LIMIT, **options: Any) -> list[KafkaMessage]:
     topic = {"traces": "otlp_spans", "logs": "otlp_logs", "metrics": "otlp_metrics"}[signal]
     return plan(SHAPES[signal], request, ExporterOptions(signal, topic, **options), limit)
 
@@ -129,7 +130,7 @@ def test_one_message_per_trace_keyed_by_its_hex_id(encoding: str) -> None:
 
 
 def _logs(resource: Resource, traced: int, untraced: int) -> list[ReadableLogRecord]:
-    memory = InMemoryLogRecordExporter()
+    memory = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # the SDK's has no hints
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
     tracer_provider, _ = _tracer_provider(resource)

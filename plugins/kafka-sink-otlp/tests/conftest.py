@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from google.protobuf import json_format  # type: ignore[import-untyped]  # protobuf has no hints
+from google.protobuf import json_format
 from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
 Oracle = Callable[[bytes], LogsData]

@@ -540,7 +540,7 @@ def test_invalid_options_name_the_argument(options: dict[str, Any], argument: st
         OtlpOptions(**options)
 
     expected = f"serializer_options.{argument}"
-    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert caught.value.argument == expected
 
 
 def test_unknown_option_names_are_an_error() -> None:
@@ -548,4 +548,4 @@ def test_unknown_option_names_are_an_error() -> None:
         OtlpOptions.from_mapping({"service": "shop"})
 
     expected = "serializer_options.service"
-    assert caught.value.argument == expected  # type: ignore[attr-defined]  # set by KafkaSinkError
+    assert caught.value.argument == expected
