@@ -31,7 +31,15 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kafka_sink.net.metadata import TopicPartition
+    from kafka_sink.net.response import ClientResponse
+    from kafka_sink.producer.accumulator import ProducerBatch
+    from kafka_sink.protocol.produce import ProduceResponse
+    from kafka_sink.protocol.records import Header
 
 
 def _die() -> None:
@@ -68,12 +76,16 @@ def _arm(kill: dict[str, int]) -> None:
         seen = [0]
         original_on_produce = sender.Sender._on_produce
 
-        def on_produce(self: Any, response: Any, sent_batches: Any) -> None:
+        def on_produce(
+            self: sender.Sender,
+            response: ClientResponse[ProduceResponse],
+            sent: dict[TopicPartition, ProducerBatch],
+        ) -> None:
             if response.body is not None:
                 seen[0] += 1
                 if seen[0] == target:
                     _die()
-            original_on_produce(self, response, sent_batches)
+            original_on_produce(self, response, sent)
 
         sender.Sender._on_produce = on_produce  # type: ignore[method-assign]  # a kill point
     if "mid_write" in kill:
@@ -81,15 +93,22 @@ def _arm(kill: dict[str, int]) -> None:
         written = [0]
         original_write_record = spool.SpoolLog.write_record
 
-        def write_record(self: Any, *args: Any) -> int:
+        def write_record(
+            self: spool.SpoolLog,
+            topic: str,
+            partition: int | None,
+            timestamp: int,
+            key: bytes | None,
+            value: bytes | None,
+            headers: Sequence[Header],
+        ) -> int:
             written[0] += 1
             if written[0] == target and self.mm is not None:
                 # Half a frame, as a process killed inside the copy leaves it.
                 data = b"\x2a\x00\x00\x00\x11\x22\x33\x44" + b"\x01" * 12
                 self.mm[self.pos : self.pos + len(data)] = data
                 _die()
-            result: int = original_write_record(self, *args)
-            return result
+            return original_write_record(self, topic, partition, timestamp, key, value, headers)
 
         spool.SpoolLog.write_record = write_record  # type: ignore[method-assign]  # a kill point
 

@@ -31,7 +31,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from kafka_sink.config import BrokerAddress, check_int, check_topic
@@ -268,7 +268,7 @@ class Fetcher:
         start: Mapping[int, int],
         *,
         end: Mapping[int, int] | None = None,
-    ) -> Iterator[FetchedRecord]:
+    ) -> Generator[FetchedRecord, None, None]:
         """Yield the records of the partitions in ``start``, from their offsets on.
 
         With ``end`` (an offset per partition, usually the ``latest`` of

@@ -8,7 +8,7 @@ broker answers from its own metadata cache and a producer may ask any of them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tests.brokers import wire
 from tests.brokers.common import BrokerError, ManagedProcess, wait_until
@@ -29,15 +29,19 @@ def create_topic(
     *,
     timeout: float = 30.0,
     processes: Iterable[ManagedProcess] = (),
+    config: Mapping[str, str] | None = None,
 ) -> None:
-    """Create a topic and wait until every broker in ``addresses`` knows its leaders."""
+    """Create a topic and wait until every broker in ``addresses`` knows its leaders.
+
+    ``config`` holds topic settings, such as ``{"min.insync.replicas": "2"}``.
+    """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
     admin = AdminClient({"bootstrap.servers": ",".join(addresses)}, logger=librdkafka_logger())
     futures = admin.create_topics(
-        [NewTopic(name, partitions, replication_factor)],
+        [NewTopic(name, partitions, replication_factor, config=dict(config or {}))],
         operation_timeout=timeout,
         request_timeout=timeout,
     )

@@ -55,6 +55,7 @@ import socket
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -413,8 +414,17 @@ class Kafka23Cluster:
 
     # -- topics ------------------------------------------------------------
 
-    def create_topic(self, name: str, partitions: int, replication_factor: int = 1) -> None:
-        """Create a topic (CreateTopics) and wait until every live broker knows its leaders."""
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create a topic (CreateTopics) and wait until every live broker knows its leaders.
+
+        ``config`` holds topic settings, such as ``{"min.insync.replicas": "2"}``.
+        """
         alive = self._alive()
         admin.create_topic(
             [b.address for b in alive],
@@ -422,6 +432,7 @@ class Kafka23Cluster:
             partitions,
             replication_factor,
             processes=[b.process for b in alive],
+            config=config,
         )
 
     # -- faults ------------------------------------------------------------

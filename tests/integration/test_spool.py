@@ -29,7 +29,7 @@ import pytest
 
 import kafka_sink
 from kafka_sink.producer.spool import inspect_spool
-from tests.brokers import admin
+from tests.brokers.kafka23 import Kafka23Cluster
 from tests.oracle import ConsumedRecord, consume
 
 pytestmark = pytest.mark.integration
@@ -38,20 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 
 
-def _create_topic(cluster: Any, name: str, partitions: int = 3) -> None:
+def _create_topic(cluster: Kafka23Cluster, name: str, partitions: int = 3) -> None:
     """A topic with 3 replicas and min.insync.replicas=2, like a production one."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    addresses = cluster.bootstrap_servers.split(",")
-    client = AdminClient(
-        {"bootstrap.servers": cluster.bootstrap_servers}, logger=admin.librdkafka_logger()
-    )
-    futures = client.create_topics(
-        [NewTopic(name, partitions, 3, config={"min.insync.replicas": "2"})],
-        operation_timeout=30,
-    )
-    futures[name].result(timeout=30)
-    admin.wait_for_topic(addresses, name, partitions)
+    cluster.create_topic(name, partitions, 3, config={"min.insync.replicas": "2"})
 
 
 def _start_app(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -121,7 +110,7 @@ def _check_stream(
 
 @pytest.mark.kafka23
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
-    kafka23_cluster: Any, topic_name: str, tmp_path: Path
+    kafka23_cluster: Kafka23Cluster, topic_name: str, tmp_path: Path
 ) -> None:
     _create_topic(kafka23_cluster, topic_name)
     seed = int(os.environ.get("SPOOL_CRASH_SEED") or random.randrange(2**32))
@@ -186,7 +175,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
 @pytest.mark.kafka23
 def test_two_processes_on_one_directory_write_side_by_side(
-    kafka23_cluster: Any, topic_name: str, tmp_path: Path
+    kafka23_cluster: Kafka23Cluster, topic_name: str, tmp_path: Path
 ) -> None:
     _create_topic(kafka23_cluster, topic_name)
     spool_dir = tmp_path / "spool"
@@ -222,7 +211,7 @@ def test_two_processes_on_one_directory_write_side_by_side(
 
 @pytest.mark.kafka23
 def test_a_dead_process_spool_is_adopted_and_drained(
-    kafka23_cluster: Any, topic_name: str, tmp_path: Path
+    kafka23_cluster: Kafka23Cluster, topic_name: str, tmp_path: Path
 ) -> None:
     _create_topic(kafka23_cluster, topic_name)
     spool_dir = tmp_path / "spool"
@@ -272,7 +261,7 @@ def test_an_outage_longer_than_the_buffer_loses_nothing(
 ) -> None:
     cluster = new_mock_cluster(3)
     cluster.create_topic(topic_name, 3, 3)
-    options = {
+    options: dict[str, Any] = {
         "spool_dir": str(tmp_path / "spool"),
         "buffer_memory": 64 * 1024,
         "spool_segment_bytes": 128 * 1024,
@@ -335,7 +324,11 @@ def test_a_topic_that_no_longer_exists_goes_to_the_dead_letter_file(
     gone = f"{topic_name}-gone"
     cluster.topic_set_error(gone, 3)  # UNKNOWN_TOPIC_OR_PARTITION, every time
     spool_dir = tmp_path / "spool"
-    options = {"spool_dir": str(spool_dir), "delivery_timeout_ms": 1500, "linger_ms": 1}
+    options: dict[str, Any] = {
+        "spool_dir": str(spool_dir),
+        "delivery_timeout_ms": 1500,
+        "linger_ms": 1,
+    }
     with kafka_sink.Sink(cluster.bootstrap_servers, **options) as sink:
         lost = [sink.produce(gone, b"%d" % n) for n in range(20)]
         kept = [sink.produce(topic_name, b"%d" % n) for n in range(20)]
@@ -426,7 +419,11 @@ def test_a_batch_whose_journal_entry_cannot_be_written_waits_unsent(
         real(self, segment, body)
 
     monkeypatch.setattr(SpoolLog, "_journal", journal)
-    options = {"spool_dir": str(tmp_path / "spool"), "linger_ms": 1, "retry_backoff_ms": 10}
+    options: dict[str, Any] = {
+        "spool_dir": str(tmp_path / "spool"),
+        "linger_ms": 1,
+        "retry_backoff_ms": 10,
+    }
     with kafka_sink.Sink(cluster.bootstrap_servers, **options) as sink:
         futures = [sink.produce(topic_name, b"%d:" % n, key=b"k%d" % (n % 8)) for n in range(200)]
         assert sink.flush(30) == 0
@@ -480,7 +477,7 @@ def test_a_record_larger_than_the_buffer_is_still_delivered(
 ) -> None:
     cluster = new_mock_cluster(3)
     cluster.create_topic(topic_name, 1, 3)
-    options = {"spool_dir": str(tmp_path / "spool"), "buffer_memory": 16 * 1024}
+    options: dict[str, Any] = {"spool_dir": str(tmp_path / "spool"), "buffer_memory": 16 * 1024}
     with kafka_sink.Sink(cluster.bootstrap_servers, **options) as sink:
         futures = [sink.produce(topic_name, b"%d:" % n + b"z" * 60_000) for n in range(3)]
         assert sink.flush(30) == 0

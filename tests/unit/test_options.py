@@ -706,7 +706,7 @@ def test_the_command_line_reads_only_its_own_variables(
         built.append(config)
         raise SystemExit(0)
 
-    monkeypatch.setattr(cli_send.SinkConfig, "from_mapping", spy)
+    monkeypatch.setattr(SinkConfig, "from_mapping", spy)  # the class cli builds its config with
     # No cluster: the spy stops the command before it sends anything.
     monkeypatch.setattr(cli_send, "Connection", _StubConnection)
     with pytest.raises(SystemExit):

@@ -24,7 +24,6 @@ import pytest
 
 import kafka_sink
 from kafka_sink import BufferFullError, InvalidArgumentError, SinkConfig, SpoolError
-from kafka_sink.producer import spool as spool_module
 from kafka_sink.producer.spool import LOCK_FILE, Spool, analyze_log, inspect_spool
 from kafka_sink.protocol.spool_format import (
     FORMAT_VERSION,
@@ -229,7 +228,7 @@ def test_a_spool_dir_that_cannot_be_written_is_a_clear_error(
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         real_mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(spool_module.os, "mkdir", refuse)
+    monkeypatch.setattr(os, "mkdir", refuse)
     with pytest.raises(SpoolError, match="Permission denied"):
         _sink(tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -411,8 +410,9 @@ def test_block_waits_for_room_then_refuses(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5
     assert time.monotonic() - started >= 0.045
     last = sink.produce("logs", b"." * 100)
-    assert isinstance(last.exception(5), BufferFullError)
-    assert "the spool is full" in last.exception(5).message
+    failure = last.exception(5)
+    assert isinstance(failure, BufferFullError)
+    assert "the spool is full" in failure.message
     assert sink.metrics()["records_dropped"]["spool_full_block"] == 2
     sink.close(0.1)
 
