@@ -15,31 +15,18 @@ Each node's connection goes through the states of
 :mod:`kafka_sink.net.state`: connecting, [handshaking] (TLS only),
 negotiating, [authenticating] (SASL only), ready; a failure leads to a
 back-off, and the next :meth:`NetworkClient.ready` after it connects again.
-That module holds the one table of transitions; this one reports events to
-it (TCP up, TLS up, versions agreed, ...) and does the I/O of the state it
-gets back.
-
-``ready()`` starts a non-blocking connect; ``poll()`` completes it, runs the
-TLS handshake on readiness events (``SSLWantRead``/``SSLWantWrite`` say which
-one it waits for), sends ApiVersions (with the KIP-511 fallback of
-:class:`~kafka_sink.net.broker.ApiVersionsNegotiation`), runs the SASL exchange
-of :class:`~kafka_sink.protocol.sasl.SaslAuthenticator`, and marks the node
-ready. Setting up a connection, from TCP to SASL, is bounded by
-``connect_timeout``. A failed connection is retried after an exponential
-back-off with jitter, reset once a connection becomes ready. A refused
-authentication (SASL credentials, or a TLS certificate) would be refused
-again: the client waits the longest back-off before connecting to any node
-again, and :meth:`NetworkClient.authentication_error` reports it until a
-connection authenticates.
-
-Re-authentication (KIP-368). A broker with ``connections.max.reauth.ms``
-says in SaslAuthenticate v1 how long the session lasts, and closes a
-connection used after that. At 85-95 % of it (at least a second after the
-last authentication) the connection is paused: :meth:`NetworkClient.ready`
-says False, nothing new is sent, and once every request in flight has its
-answer the connection goes back to ``authenticating`` and runs the SASL
-exchange again in place (a new SCRAM nonce, a new OAUTHBEARER token), then
-is ready again. A refused re-authentication is a refused authentication.
+``ready()`` starts a connection; the steps of its set-up (TCP, TLS,
+ApiVersions, SASL, and KIP-368's re-authentication) are those of
+:class:`~kafka_sink.net.setup.Connector`, which this client calls when the
+selector reports the connection's socket or the connection answers one of
+its own requests. Setting up a connection is bounded by ``connect_timeout``;
+a failed one is retried after an exponential back-off with jitter
+(:mod:`kafka_sink.net.backoff`), reset once a connection becomes ready. A
+refused authentication makes every node wait the longest back-off, and
+:meth:`NetworkClient.authentication_error` reports it until a connection
+authenticates. A connection whose SASL session is ending is paused:
+:meth:`NetworkClient.ready` says False for it and nothing new is sent, until
+its requests in flight are answered and it has authenticated again.
 
 Everything runs on the caller's thread (the sender), except :meth:`wakeup`.
 ``send()`` only frames the request and queues its bytes; ``poll()`` writes
@@ -63,10 +50,9 @@ from __future__ import annotations
 
 import contextlib
 import encodings.idna  # noqa: F401 - see below
-import errno
+import functools
 import logging
 import math
-import os
 import random
 import selectors
 import socket
@@ -94,15 +80,18 @@ from kafka_sink.errors import (
     UnsupportedVersionError,
 )
 from kafka_sink.net.backoff import Backoff
-from kafka_sink.net.broker import ApiVersionsNegotiation, describe_os_error, sasl_authenticator
+from kafka_sink.net.broker import describe_os_error
 from kafka_sink.net.connection import NodeConnection as _Node
+from kafka_sink.net.poller import READ as _READ
+from kafka_sink.net.poller import WRITE as _WRITE
+from kafka_sink.net.poller import Poller
 from kafka_sink.net.response import Callback, ClientResponse
 from kafka_sink.net.security import create_ssl_context, tls_failure
+from kafka_sink.net.setup import Connector, SetupFailure
 from kafka_sink.net.state import ConnectionEvent, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
-from kafka_sink.protocol.oauthbearer import reauthentication_delay
 from kafka_sink.protocol.schema import Message
 
 __all__ = [
@@ -143,16 +132,11 @@ _TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 _NOT_WRITABLE = (CONNECTING, HANDSHAKING)
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
-_IN_PROGRESS = frozenset(
-    {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY, 10035}  # WSAEWOULDBLOCK
-)
 _FAMILIES: dict[int | None, socket.AddressFamily] = {
     None: socket.AF_UNSPEC,
     4: socket.AF_INET,
     6: socket.AF_INET6,
 }
-_READ = selectors.EVENT_READ
-_WRITE = selectors.EVENT_WRITE
 
 
 class NetworkClient:
@@ -210,22 +194,29 @@ class NetworkClient:
         self._max_in_flight = check_int(max_in_flight, "max_in_flight", 1)
         if ip_version not in _FAMILIES:
             raise InvalidArgumentError("ip_version", f"must be None, 4 or 6, got {ip_version!r}")
-        self._family = _FAMILIES[ip_version]
-        self._max_response_size = check_int(max_response_size, "max_response_size", 8, 2**31 - 1)
-        self._socket_factory: Callable[..., socket.socket] = socket_factory or socket.socket
-        self._selector_factory = selector_factory
-        self._software_version = software_version
+        max_response_size = check_int(max_response_size, "max_response_size", 8, 2**31 - 1)
         if security is not None and not isinstance(security, SecurityConfig):
             raise InvalidArgumentError(
                 "security", f"must be a SecurityConfig, got {type(security).__name__}"
             )
         self._security = security or SecurityConfig()
-        self._ssl_context = create_ssl_context(self._security)
+        ssl_context = create_ssl_context(self._security)
+        self._tls = ssl_context is not None
         self._sasl = self._security.uses_sasl
-        # The last refused authentication, until a connection authenticates;
-        # no connection starts before _auth_retry_at (see the module docstring).
-        self._auth_error: AuthenticationError | None = None
-        self._auth_retry_at = 0.0
+        self._poller = Poller(selector_factory)
+        self._connector = Connector(
+            client_id=self._client_id,
+            security=self._security,
+            ssl_context=ssl_context,
+            poller=self._poller,
+            backoff=self._backoff,
+            connect_timeout=self._connect_timeout,
+            family=_FAMILIES[ip_version],
+            socket_factory=socket_factory or socket.socket,
+            max_response_size=max_response_size,
+            software_version=software_version,
+            debug=self._debug,
+        )
         # TLS connections whose decrypted input waits in OpenSSL's buffer,
         # where the selector cannot see it: read at the next poll.
         self._tls_backlog: set[_Node] = set()
@@ -243,9 +234,6 @@ class NetworkClient:
         self._recv_view = memoryview(bytearray(_RECV_BUFFER))
         #: Exceptions raised by callbacks (caught, counted, otherwise ignored).
         self.callback_errors = 0
-        self._wakeup_pending = False
-        self._selector = selector_factory()
-        self._wake_r, self._wake_w = self._open_wakeup()
 
     def __repr__(self) -> str:
         states = ", ".join(f"{n}={s}" for n, s in self.connection_states().items())
@@ -276,7 +264,7 @@ class NetworkClient:
                 self._nodes[node_id] = self._new_node(node_id, address)
 
     def _new_node(self, node_id: int, address: BrokerAddress) -> _Node:
-        return _Node(node_id, address, tls=self._ssl_context is not None, sasl=self._sasl)
+        return _Node(node_id, address, tls=self._tls, sasl=self._sasl)
 
     def ready(self, node_id: int) -> bool:
         """Whether a request can be sent to ``node_id`` now.
@@ -294,10 +282,7 @@ class NetworkClient:
             return not node.paused and node.pending() < self._max_in_flight
         if not node.has_socket and not self._closed:
             now = self._clock()
-            if now >= node.retry_at and now >= self._auth_retry_at:
-                if self._auth_error is not None:
-                    # One node at a time tries the credentials that were refused.
-                    self._auth_retry_at = now + self._backoff_max
+            if self._connector.may_start(node, now):
                 self._connect(node, now)
         return False
 
@@ -343,7 +328,8 @@ class NetworkClient:
         node = self._nodes.get(node_id)
         if node is None or node.sock is not None:
             return 0.0
-        return max(0.0, node.retry_at - self._clock(), self._auth_retry_at - self._clock())
+        now = self._clock()
+        return max(0.0, node.retry_at - now, self._connector.auth_retry_at - now)
 
     def connection_error(self, node_id: int) -> str | None:
         """Why the last connection to ``node_id`` failed or closed (None: it did not)."""
@@ -357,7 +343,7 @@ class NetworkClient:
         again with the same settings fails the same way, so the caller may
         give up on what it was going to send (the sender fails the records).
         """
-        return self._auth_error
+        return self._connector.auth_error
 
     def least_loaded_node(self) -> int | None:
         """A node to send a request that any broker can answer (Metadata), or None.
@@ -479,18 +465,16 @@ class NetworkClient:
         else:
             wait = min(timeout, self._next_deadline - now, _MAX_WAIT)
             wait = wait if wait > 0.0 else 0.0
-        events = self._selector.select(wait)
+        events = self._poller.select(wait)
         now = self._clock()
         for key, mask in events:
             node: _Node | None = key.data
             if node is None:
-                self._drain_wakeup()
+                self._poller.drain()
             elif key.fileobj is node.sock:  # else the connection was replaced this turn
-                if node.state is CONNECTING:
-                    self._finish_connect(node, now)
-                    continue
-                if node.state is HANDSHAKING:
-                    self._handshake(node, now)
+                state = node.state
+                if state is CONNECTING or state is HANDSHAKING:
+                    self._set_up(self._connector.advance, node, now)
                     continue
                 if mask & _READ:
                     self._read(node, now)
@@ -514,12 +498,7 @@ class NetworkClient:
         Safe from any thread and cheap: calls are coalesced until the poll
         sees the first one, and it never blocks.
         """
-        if self._wakeup_pending:
-            return
-        self._wakeup_pending = True
-        # A full pipe already wakes the poll; a closed one means the client is closed.
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+        self._poller.wake()
 
     def close(self) -> None:
         """Close every connection; requests in flight fail with a NetworkError. Idempotent."""
@@ -531,11 +510,7 @@ class NetworkClient:
             self._drop(node, now, "the client was closed", event=ConnectionEvent.CLOSE)
         self._nodes.clear()
         self._dirty.clear()
-        with contextlib.suppress(OSError):
-            self._selector.close()
-        for sock in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                sock.close()
+        self._poller.close()
         self._dispatch()
 
     @property
@@ -554,13 +529,7 @@ class NetworkClient:
         """
         if self._closed:  # nothing of the parent's is open any more
             return
-        # Closing the selector closes its descriptor only: the parent's epoll
-        # instance and its registrations stay as they are.
-        with contextlib.suppress(Exception):
-            self._selector.close()
-        for sock in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                sock.close()
+        self._poller.reset_after_fork()
         for node_id, node in self._nodes.items():
             if node.sock is not None:
                 with contextlib.suppress(OSError):
@@ -573,210 +542,35 @@ class NetworkClient:
         self._dispatching = False
         self._next_deadline = math.inf
         self.callback_errors = 0
-        self._wakeup_pending = False
-        self._selector = self._selector_factory()
-        self._wake_r, self._wake_w = self._open_wakeup()
 
     # -- connecting -------------------------------------------------------------------
 
-    def _open_wakeup(self) -> tuple[socket.socket, socket.socket]:
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        self._selector.register(reader, _READ, None)
-        return reader, writer
-
-    def _drain_wakeup(self) -> None:
-        # Drain, then clear: cleared first, a wakeup() landing in between would
-        # write a byte that the drain swallows, and leave the flag set with
-        # nothing to read, muting every later wakeup(). In this order a wakeup()
-        # that sees the flag still set needs no byte: the poll under way returns.
-        with contextlib.suppress(OSError):
-            while len(self._wake_r.recv(4096)) == 4096:
-                pass
-        self._wakeup_pending = False
-
     def _connect(self, node: _Node, now: float) -> None:
-        """Start a non-blocking connect to the node's next address."""
-        node.handle(ConnectionEvent.CONNECT)
-        node.deadline = now + self._connect_timeout
-        self._next_deadline = min(self._next_deadline, node.deadline)
-        if not node.addresses:
-            address = node.address
-            if not 0 < address.port < 65536:
-                # Ports come from the brokers' metadata; getaddrinfo would take
-                # 70000 for 4464 and connect to the wrong port.
-                self._setup_failed(node, now, f"port {address.port} is not a TCP port (1-65535)")
-                return
-            try:
-                infos = socket.getaddrinfo(
-                    address.host, address.port, self._family, socket.SOCK_STREAM
-                )
-            except (OSError, ValueError, LookupError) as exc:  # ValueError: a bad name
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                self._setup_failed(node, now, f"cannot resolve {address.host!r}: {reason}")
-                return
-            node.addresses = [*infos]
-            if not node.addresses:
-                self._setup_failed(node, now, f"{address.host!r} resolves to no address")
-                return
-        family, kind, proto, _, sockaddr = node.addresses.pop(0)
-        self._debug(node, f"connecting to {sockaddr}")
+        """Start a connection to the node's next address (see :class:`Connector`)."""
+        self._set_up(self._connector.start, node, now)
+
+    def _set_up(self, step: Callable[[_Node, float], None], node: _Node, now: float) -> bool:
+        """Run one step of the node's set-up; False when it ended the connection."""
         try:
-            sock = self._socket_factory(family, kind, proto)
-        except OSError as exc:
-            self._setup_failed(node, now, f"cannot open a socket: {describe_os_error(exc)}")
-            return
-        try:
-            sock.setblocking(False)
-            if family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex(sockaddr)
-        except OSError as exc:
-            err = exc.errno or errno.EIO
-        if err == 0:
-            node.sock = sock
-            node.mask = _READ
-            self._selector.register(sock, _READ, node)
-            self._connected(node, now)
-        elif err in _IN_PROGRESS:
-            node.sock = sock
-            node.mask = _WRITE
-            self._selector.register(sock, _WRITE, node)
-        else:
-            with contextlib.suppress(OSError):
-                sock.close()
-            self._setup_failed(node, now, os.strerror(err))
-
-    def _finish_connect(self, node: _Node, now: float) -> None:
-        sock = node.sock
-        assert sock is not None
-        try:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except OSError as exc:
-            err = exc.errno or errno.EIO
-        if err in _IN_PROGRESS:  # a spurious readiness report
-            return
-        if err:
-            self._fail(node, now, os.strerror(err))
-            return
-        self._connected(node, now)
-
-    def _connected(self, node: _Node, now: float) -> None:
-        """TCP is up: start TLS, or negotiate versions."""
-        node.addresses = []  # the next connection resolves the name again
-        if node.handle(ConnectionEvent.TCP_UP) is HANDSHAKING:
-            self._start_tls(node, now)
-            return
-        self._start_negotiation(node, now)
-
-    def _start_tls(self, node: _Node, now: float) -> None:
-        sock = node.sock
-        assert sock is not None
-        assert self._ssl_context is not None
-        # The TLS socket takes over the descriptor: register it in the raw one's place.
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self._selector.unregister(sock)
-        try:
-            tls = self._ssl_context.wrap_socket(
-                sock, server_hostname=node.address.host, do_handshake_on_connect=False
-            )
-        except (OSError, ValueError) as exc:
-            self._fail(node, now, tls_failure(exc, node.broker).message)
-            return
-        node.sock = tls
-        node.mask = _READ | _WRITE
-        self._selector.register(tls, node.mask, node)
-        self._debug(node, "connected, TLS handshake")
-        self._handshake(node, now)
-
-    def _handshake(self, node: _Node, now: float) -> None:
-        """One step of the TLS handshake, as far as the socket allows without blocking."""
-        sock = node.sock
-        assert isinstance(sock, ssl.SSLSocket)
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self._want(node, _READ)
-            return
-        except ssl.SSLWantWriteError:
-            self._want(node, _WRITE)
-            return
-        except (OSError, ValueError) as exc:  # SSLCertVerificationError is both
-            self._setup_error(node, now, tls_failure(exc, node.broker))
-            return
-        self._want(node, _READ)
-        self._debug(node, f"TLS up ({sock.version()}), negotiating versions")
-        node.handle(ConnectionEvent.TLS_UP)
-        self._start_negotiation(node, now)
-
-    def _want(self, node: _Node, mask: int) -> None:
-        if mask != node.mask and node.sock is not None:
-            node.mask = mask
-            self._selector.modify(node.sock, mask, node)
-
-    def _start_negotiation(self, node: _Node, now: float) -> None:
-        node.protocol = ClientProtocol(self._client_id, max_response_size=self._max_response_size)
-        node.negotiation = ApiVersionsNegotiation(node.broker, self._software_version)
-        self._debug(node, "connected, negotiating versions")
-        self._send_api_versions(node, now)
-
-    def _send_api_versions(self, node: _Node, now: float) -> None:
-        assert node.negotiation is not None
-        request, version = node.negotiation.request()
-        self._enqueue(node, request, version, None, now)
-
-    def _negotiated(self, node: _Node, body: Any, now: float) -> bool:
-        """Handle an ApiVersions answer; False when it ended the connection."""
-        assert node.negotiation is not None
-        try:
-            ranges = node.negotiation.handle(body)
-        except ProtocolError as exc:
-            self._fail(node, now, exc.message)
+            step(node, now)
+        except SetupFailure as failure:
+            self._setup_failed(node, now, failure)
             return False
-        if ranges is None:  # KIP-511: ask again at the version the broker offers
-            self._send_api_versions(node, now)
-            return True
-        node.api_versions = ranges
-        node.versions = {}
-        node.negotiation = None
-        if node.handle(ConnectionEvent.VERSIONS_AGREED) is READY:
-            self._ready(node, now)
-            return True
-        try:
-            node.auth = sasl_authenticator(self._security, node.broker, ranges)
-        except AuthenticationError as exc:  # the OAUTHBEARER token provider failed
-            self._setup_error(node, now, exc)
-            return False
-        except KafkaSinkError as exc:  # a broker older than Kafka 1.0
-            self._fail(node, now, exc.message)
-            return False
-        self._debug(node, f"authenticating with SASL {node.auth.mechanism}")
-        self._send_auth(node, now)
+        if node.out:  # the step queued ApiVersions or SASL
+            self._dirty.add(node)
+        deadline = node.reauth_at if node.state is READY else node.deadline
+        self._next_deadline = min(self._next_deadline, deadline)
         return True
 
-    def _send_auth(self, node: _Node, now: float) -> None:
-        assert node.auth is not None
-        request, version = node.auth.request()
-        self._enqueue(node, request, version, None, now)
-
-    def _authenticating(self, node: _Node, body: Any, now: float) -> bool:
-        """Handle a SASL answer; False when it ended the connection."""
-        assert node.auth is not None
-        try:
-            done = node.auth.handle(body)
-        except AuthenticationError as exc:
-            self._setup_error(node, now, exc)
-            return False
-        if done:
-            lifetime = node.auth.session_lifetime_ms
-            node.auth = None
-            again = node.reauthenticating
-            node.handle(ConnectionEvent.AUTHENTICATED)
-            self._ready(node, now, lifetime, again=again)
-        else:
-            self._send_auth(node, now)
-        return True
+    def _setup_failed(self, node: _Node, now: float, failure: SetupFailure) -> None:
+        if failure.refused is None:
+            self._fail(node, now, failure.reason)
+            return
+        # Refused credentials or certificate: retrying soon would only be
+        # refused again, so every node waits the longest back-off.
+        self._drop(node, now, failure.reason)
+        node.last_error = failure.reason
+        self._connector.refused(node, now, failure.refused)
 
     def _start_reauthentications(self, now: float) -> None:
         """KIP-368: authenticate again the paused connections that have nothing in flight.
@@ -793,43 +587,9 @@ class NetworkClient:
             if node.awaiting or node.unanswered or node.out:
                 continue
             self._paused.discard(node)
-            try:
-                node.auth = sasl_authenticator(self._security, node.broker, node.api_versions)
-            except AuthenticationError as exc:  # the OAUTHBEARER token provider failed
-                self._setup_error(node, now, exc)
-                continue
-            except KafkaSinkError as exc:
-                self._fail(node, now, exc.message)
-                continue
-            node.handle(ConnectionEvent.SESSION_ENDING)
-            node.deadline = now + self._connect_timeout
-            self._next_deadline = min(self._next_deadline, node.deadline)
-            self._debug(node, f"re-authenticating with SASL {node.auth.mechanism}")
-            self._send_auth(node, now)
-            started = True
+            started |= self._set_up(self._connector.reauthenticate, node, now)
         if started:
             self._flush(now)
-
-    def _ready(
-        self, node: _Node, now: float, session_lifetime_ms: int = 0, *, again: bool = False
-    ) -> None:
-        """Bookkeeping of a connection that has just become READY (``again``: re-authenticated)."""
-        node.fresh = not again
-        node.failures = 0
-        node.last_error = None
-        node.paused = False
-        # KIP-368: the broker closes a connection used after its session ends;
-        # authenticate again before then (bounded below: see reauthentication_delay).
-        delay = reauthentication_delay(session_lifetime_ms)
-        node.reauth_at = math.inf if delay is None else now + delay
-        self._next_deadline = min(self._next_deadline, node.reauth_at)
-        self._auth_error = None
-        self._auth_retry_at = 0.0
-        if delay is None:
-            self._debug(node, "re-authenticated" if again else "ready")
-        else:
-            what = "re-authenticated" if again else "ready"
-            self._debug(node, f"{what}; the SASL session is renewed in {delay:.1f}s")
 
     def _choose_version(self, node: _Node, api_key: int) -> int:
         try:
@@ -870,7 +630,7 @@ class NetworkClient:
         sock = node.sock
         assert sock is not None
         out = node.out
-        failure = node.write_tls(sock) if self._ssl_context is not None else node.write_plain(sock)
+        failure = node.write_tls(sock) if self._tls else node.write_plain(sock)
         if failure is not None:
             self._fail(node, now, failure)
             return
@@ -894,7 +654,7 @@ class NetworkClient:
         want = _READ | _WRITE if out else _READ
         if want != node.mask:
             node.mask = want
-            self._selector.modify(sock, want, node)
+            self._poller.selector.modify(sock, want, node)
 
     def _read(self, node: _Node, now: float) -> None:
         """Read what has arrived and complete the requests it answers."""
@@ -903,7 +663,7 @@ class NetworkClient:
         assert sock is not None
         assert protocol is not None
         view = self._recv_view
-        tls = self._ssl_context is not None
+        tls = self._tls
         for _ in range(_MAX_READS):
             try:
                 count = sock.recv_into(view)
@@ -912,7 +672,7 @@ class NetworkClient:
             except OSError as exc:
                 if tls and node.state is not READY and isinstance(exc, ssl.SSLError):
                     # TLS 1.3 reports a refused client certificate after the handshake.
-                    self._setup_error(node, now, tls_failure(exc, node.broker))
+                    self._setup_failed(node, now, SetupFailure.of(tls_failure(exc, node.broker)))
                     return
                 self._fail(node, now, f"cannot receive: {describe_os_error(exc)}{self._hint(node)}")
                 return
@@ -958,10 +718,8 @@ class NetworkClient:
                 return True
             entry = awaiting.popleft()
             if entry.callback is None:  # the connection's own ApiVersions or SASL
-                if node.state is AUTHENTICATING:
-                    if not self._authenticating(node, response.body, now):
-                        return False
-                elif not self._negotiated(node, response.body, now):
+                step = functools.partial(self._connector.on_response, body=response.body)
+                if not self._set_up(step, node, now):
                     return False
                 continue
             node.fresh = False
@@ -1037,31 +795,6 @@ class NetworkClient:
             self._debug(node, f"disconnected: {reason}")
         self._back_off(node, now)
 
-    def _setup_error(self, node: _Node, now: float, error: KafkaSinkError) -> None:
-        """A typed failure while the connection is set up (TLS, SASL)."""
-        if not isinstance(error, AuthenticationError):
-            self._fail(node, now, error.message)
-            return
-        # Refused credentials or certificate: retrying soon would only be
-        # refused again, so every node waits the longest back-off.
-        self._drop(node, now, error.message)
-        node.last_error = error.message
-        node.failures += 1
-        self._auth_error = error
-        self._debug(node, f"authentication failed: {error.message}")
-        node.retry_at = now + self._backoff.longest()
-        self._auth_retry_at = node.retry_at
-
-    def _setup_failed(self, node: _Node, now: float, reason: str) -> None:
-        """No socket could be opened (a name that does not resolve, a bad port)."""
-        node.handle(ConnectionEvent.FAIL)
-        node.last_error = reason
-        self._debug(node, f"connection failed: {reason}")
-        if node.addresses:
-            self._connect(node, now)
-        else:
-            self._back_off(node, now)
-
     def _back_off(self, node: _Node, now: float) -> None:
         node.failures += 1
         node.retry_at = now + self._backoff.delay(node.failures)
@@ -1118,8 +851,7 @@ class NetworkClient:
             )
         sock = node.sock
         if sock is not None:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(sock)
+            self._poller.forget(sock)
             with contextlib.suppress(OSError):
                 sock.close()
         if node.protocol is not None:

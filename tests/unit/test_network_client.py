@@ -733,7 +733,7 @@ def test_a_wakeup_during_the_drain_is_not_lost(loop: Loopback) -> None:
     client = loop.client()
     selector = loop.selector
     selector.wait = False
-    real = client._wake_r
+    real = client._poller._wake_r
 
     class Racing:
         """The wakeup socket's reader, with another thread's wakeup() landing mid-drain."""
@@ -742,10 +742,10 @@ def test_a_wakeup_during_the_drain_is_not_lost(loop: Loopback) -> None:
             client.wakeup()
             return real.recv(size)
 
-    client._wake_r = Racing()  # type: ignore[assignment]  # the drain only calls recv()
+    client._poller._wake_r = Racing()  # type: ignore[assignment]  # the drain only calls recv()
     client.wakeup()
     client.poll(0.0)
-    client._wake_r = real
+    client._poller._wake_r = real
     # Whatever the interleaving, a later wakeup must still wake the poll.
     client.poll(0.0)
     client.wakeup()
