@@ -78,7 +78,7 @@ def _arm(kill: dict[str, int]) -> None:
 
         def on_produce(
             self: sender.Sender,
-            response: ClientResponse[ProduceResponse],
+            response: ClientResponse[ProduceResponse | None],
             sent: dict[TopicPartition, ProducerBatch],
         ) -> None:
             if response.body is not None:

@@ -58,7 +58,7 @@ import selectors
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka_sink.config import (
     BrokerAddress,
@@ -92,7 +92,7 @@ from kafka_sink.net.state import ConnectionEvent, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
-from kafka_sink.protocol.schema import Message
+from kafka_sink.protocol.schema import Message, Request
 
 __all__ = [
     "AUTHENTICATING",
@@ -130,6 +130,8 @@ _MAX_READS = 16
 _TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 # States whose connection takes no frames yet (TCP or TLS is still being set up).
 _NOT_WRITABLE = (CONNECTING, HANDSHAKING)
+#: The type of the answer to a request (see :class:`~kafka_sink.protocol.schema.Request`).
+R = TypeVar("R")
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
 _FAMILIES: dict[int | None, socket.AddressFamily] = {
@@ -394,8 +396,8 @@ class NetworkClient:
     def send(
         self,
         node_id: int,
-        request: Message,
-        callback: Callback,
+        request: Request[R],
+        callback: Callable[[ClientResponse[R]], None],
         *,
         version: int | None = None,
     ) -> None:

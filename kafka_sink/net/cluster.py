@@ -54,11 +54,12 @@ from kafka_sink.protocol.create_topics import (
     CreateTopicsResponse,
 )
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse, PartitionMetadata
-from kafka_sink.protocol.schema import Message
+from kafka_sink.protocol.schema import Request
 
 __all__ = ["ClusterMetadata", "Connection"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Connection:
@@ -205,7 +206,7 @@ class Connection:
 
     # -- requests -----------------------------------------------------------
 
-    def request_to_leader(self, topic: str, partition: int, request: Message) -> Any:
+    def request_to_leader(self, topic: str, partition: int, request: Request[R]) -> R:
         """Send ``request`` to the leader of a partition, retrying as configured.
 
         ``check`` errors in the response are the caller's: this retries only
@@ -219,7 +220,7 @@ class Connection:
             topics=[topic],
         )
 
-    def request_to_any(self, request: Message) -> Any:
+    def request_to_any(self, request: Request[R]) -> R:
         """Send ``request`` to any reachable broker (bootstrap brokers first)."""
         return self._any_broker(lambda conn: conn.request(request, self.config.timeout))
 

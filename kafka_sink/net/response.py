@@ -34,5 +34,7 @@ class ClientResponse(Generic[BodyT]):
     latency: float
 
 
-#: What a request's outcome is handed to.
+#: What a request's outcome is handed to, as a client keeps it beside requests
+#: of every API. A client's ``send()`` takes a ``Request[R]`` and a callback of
+#: ``ClientResponse[R]``, so the checker matches each callback to its answer.
 Callback = Callable[[ClientResponse[Any]], None]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kafka_sink.config import BrokerAddress, SinkConfig
 from kafka_sink.error_codes import KafkaErrorCode
@@ -63,7 +63,7 @@ from kafka_sink.protocol.produce import (
     TopicProduceData,
 )
 from kafka_sink.protocol.records import Header, decode_batches
-from kafka_sink.protocol.schema import Message
+from kafka_sink.protocol.schema import Request
 
 if TYPE_CHECKING:
     from kafka_sink.producer.accumulator import PendingRecord
@@ -88,6 +88,10 @@ _IDEMPOTENCE_REFUSED = {
 }
 
 
+#: The type of the answer to a request (see :class:`~kafka_sink.protocol.schema.Request`).
+R = TypeVar("R")
+
+
 class Network(Protocol):
     """What the sender needs of the I/O layer (``kafka_sink.net.client.NetworkClient``)."""
 
@@ -97,8 +101,8 @@ class Network(Protocol):
     def send(
         self,
         node_id: int,
-        request: Message,
-        callback: Callable[[ClientResponse[Any]], None],
+        request: Request[R],
+        callback: Callable[[ClientResponse[R]], None],
         *,
         version: int | None = None,
     ) -> None: ...
@@ -385,7 +389,9 @@ class Sender:
         return batch.encoded(self._producer_id, self._producer_epoch, sequence)
 
     def _on_produce(
-        self, response: ClientResponse[ProduceResponse], sent: dict[TopicPartition, ProducerBatch]
+        self,
+        response: ClientResponse[ProduceResponse | None],
+        sent: dict[TopicPartition, ProducerBatch],
     ) -> None:
         self._metrics.latencies.append(response.latency)
         if response.error is not None:
@@ -393,7 +399,7 @@ class Sender:
             for batch in sent.values():
                 self._retry_or_fail(batch, response.error, stale_metadata=True)
             return
-        body: ProduceResponse | None = response.body
+        body = response.body
         if body is None:  # acks=0: written, never answered
             for batch in sent.values():
                 self._complete(batch, -1, -1)

@@ -20,6 +20,7 @@ from kafka_sink.protocol.schema import (
     STRING,
     Array,
     Message,
+    Request,
     Struct,
     decode,
     field,
@@ -31,7 +32,7 @@ UNSUPPORTED_VERSION = 35
 
 
 @dataclass(frozen=True, slots=True)
-class ApiVersionsRequest(Message):
+class ApiVersionsRequest(Request["ApiVersionsResponse"]):
     """Ask a broker for the API versions it supports."""
 
     API_KEY: ClassVar[int] = 18

@@ -21,7 +21,6 @@ from __future__ import annotations
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 from kafka_sink.errors import CorrelationIdMismatchError, ProtocolError
 from kafka_sink.protocol.api_versions import ApiVersionsResponse
@@ -60,7 +59,7 @@ class Response:
     correlation_id: int
     request: Message
     version: int
-    body: Any
+    body: Message
 
 
 class ClientProtocol:
@@ -214,7 +213,7 @@ class ClientProtocol:
         )
 
     @staticmethod
-    def _decode(expected: InFlight, frame: bytes) -> Any:
+    def _decode(expected: InFlight, frame: bytes) -> Message:
         cls = response_class(expected.api_key)
         body = memoryview(frame)[4:]
         if expected.api_key == _API_VERSIONS_KEY:

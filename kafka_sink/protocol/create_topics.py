@@ -20,6 +20,7 @@ from kafka_sink.protocol.schema import (
     UUID,
     Array,
     Message,
+    Request,
     Struct,
     field,
 )
@@ -61,7 +62,7 @@ class CreatableTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateTopicsRequest(Message):
+class CreateTopicsRequest(Request["CreateTopicsResponse"]):
     API_KEY: ClassVar[int] = 19
     VERSIONS: ClassVar[tuple[int, int]] = (0, 7)
     FLEXIBLE_FROM: ClassVar[int] = 5

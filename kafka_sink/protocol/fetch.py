@@ -40,6 +40,7 @@ from kafka_sink.protocol.schema import (
     STRING,
     Array,
     Message,
+    Request,
     Struct,
     field,
 )
@@ -88,7 +89,7 @@ class ForgottenTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchRequest(Message):
+class FetchRequest(Request["FetchResponse"]):
     """Read from the listed partitions.
 
     The defaults describe a plain consumer outside any fetch session

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kafka_sink.protocol.schema import INT16, INT32, INT64, NULLABLE_STRING, Message, field
+from kafka_sink.protocol.schema import INT16, INT32, INT64, NULLABLE_STRING, Message, Request, field
 
 __all__ = ["InitProducerIdRequest", "InitProducerIdResponse"]
 
 
 @dataclass(frozen=True, slots=True)
-class InitProducerIdRequest(Message):
+class InitProducerIdRequest(Request["InitProducerIdResponse"]):
     """Ask for a producer id (and epoch); non-transactional when ``transactional_id`` is None."""
 
     API_KEY: ClassVar[int] = 22

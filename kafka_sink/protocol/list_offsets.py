@@ -26,6 +26,7 @@ from kafka_sink.protocol.schema import (
     STRING,
     Array,
     Message,
+    Request,
     Struct,
     field,
 )
@@ -75,7 +76,7 @@ class ListOffsetsTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class ListOffsetsRequest(Message):
+class ListOffsetsRequest(Request["ListOffsetsResponse"]):
     """Look up one offset for each listed partition.
 
     Example::

@@ -21,6 +21,7 @@ from kafka_sink.protocol.schema import (
     UUID,
     Array,
     Message,
+    Request,
     Struct,
     field,
 )
@@ -45,7 +46,7 @@ class MetadataRequestTopic:
 
 
 @dataclass(frozen=True, slots=True)
-class MetadataRequest(Message):
+class MetadataRequest(Request["MetadataResponse"]):
     """Ask for metadata of ``topics`` (None: every topic)."""
 
     API_KEY: ClassVar[int] = 3

@@ -20,6 +20,7 @@ from kafka_sink.protocol.schema import (
     STRING,
     Array,
     Message,
+    Request,
     Struct,
     field,
 )
@@ -55,7 +56,7 @@ class TopicProduceData:
 
 
 @dataclass(frozen=True, slots=True)
-class ProduceRequest(Message):
+class ProduceRequest(Request["ProduceResponse | None"]):
     """Append batches; ``acks`` is 0 (no answer), 1 (leader) or -1 (all in-sync replicas)."""
 
     API_KEY: ClassVar[int] = 0

@@ -64,6 +64,7 @@ from kafka_sink.protocol.schema import (
     STRING,
     Array,
     Message,
+    Request,
     field,
 )
 
@@ -94,7 +95,7 @@ _QUOTE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
-class SaslHandshakeRequest(Message):
+class SaslHandshakeRequest(Request["SaslHandshakeResponse"]):
     """Name the SASL mechanism the client will use."""
 
     API_KEY: ClassVar[int] = SASL_HANDSHAKE
@@ -118,7 +119,7 @@ class SaslHandshakeResponse(Message):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class SaslAuthenticateRequest(Message):
+class SaslAuthenticateRequest(Request["SaslAuthenticateResponse"]):
     """One token of the client's side of the SASL exchange."""
 
     API_KEY: ClassVar[int] = SASL_AUTHENTICATE
@@ -474,7 +475,7 @@ class SaslAuthenticator:
     def mechanism(self) -> str:
         return self._mechanism.name
 
-    def request(self) -> tuple[Message, int]:
+    def request(self) -> tuple[SaslHandshakeRequest | SaslAuthenticateRequest, int]:
         """The request to send next and its version."""
         if self._state == "handshake":
             return SaslHandshakeRequest(self._mechanism.name), 1

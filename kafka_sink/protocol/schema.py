@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from kafka_sink.errors import InvalidArgumentError, ProtocolError
 from kafka_sink.protocol.primitives import Reader, Writer
@@ -40,6 +40,8 @@ __all__ = [
     "UUID",
     "Array",
     "Message",
+    "Request",
+    "ResponseT_co",
     "Struct",
     "WireType",
     "decode",
@@ -48,6 +50,8 @@ __all__ = [
 ]
 
 M = TypeVar("M")
+#: What a request is answered with: ``MetadataRequest`` is a ``Request[MetadataResponse]``.
+ResponseT_co = TypeVar("ResponseT_co", covariant=True)
 
 
 class WireType:
@@ -199,6 +203,19 @@ class Message:
     @classmethod
     def is_flexible(cls, version: int) -> bool:
         return version >= cls.FLEXIBLE_FROM
+
+
+class Request(Message, Generic[ResponseT_co]):
+    """Base of every top-level request: a ``Request[R]`` is answered with an ``R``.
+
+    The parameter is for the type checker, so that a connection's
+    ``request()`` and a client's callbacks see the type of the answer; the
+    framing layer finds the class it decodes an answer into by the API key
+    (:func:`kafka_sink.protocol.apis.response_class`). A request that may get
+    no answer says so in its parameter (``Request[ProduceResponse | None]``).
+    """
+
+    __slots__ = ()
 
 
 # A compiled plan: the regular fields in wire order and the tagged fields by tag.

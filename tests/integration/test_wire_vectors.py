@@ -40,6 +40,7 @@ def test_pinned_batch_is_read_back_by_librdkafka(broker: Any, topic_name: str) -
     )
     with Connection(broker_list=broker.bootstrap_servers, timeout=10) as connection:
         response = connection.request_to_leader(topic_name, 0, request)
+    assert response is not None  # acks is not 0: the broker answers
     (part,) = response.responses[0].partition_responses
     assert part.error_code == 0
     records = consume(broker.bootstrap_servers, topic_name, expected=len(PINNED_INPUT))
@@ -60,6 +61,7 @@ def test_corrupted_crc_is_refused_by_kafka(kafka23: Any, topic_name: str) -> Non
     )
     with Connection(broker_list=kafka23.bootstrap_servers, timeout=10) as connection:
         response = connection.request_to_leader(topic_name, 0, request)
+    assert response is not None  # acks is not 0: the broker answers
     (part,) = response.responses[0].partition_responses
     assert part.error_code == 2  # CORRUPT_MESSAGE
 

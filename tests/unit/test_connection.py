@@ -17,7 +17,7 @@ from kafka_sink.errors import (
 )
 from kafka_sink.net.cluster import Connection
 from kafka_sink.protocol.client import ClientProtocol
-from kafka_sink.protocol.init_producer_id import InitProducerIdRequest
+from kafka_sink.protocol.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 from kafka_sink.protocol.metadata import MetadataRequest
 from tests.fakes import FakeCluster
 
@@ -78,6 +78,7 @@ def test_partial_frames_wait_for_more_bytes() -> None:
     proto.receive_data(frame[-1:])
     response = proto.next_response()
     assert response is not None
+    assert isinstance(response.body, InitProducerIdResponse)
     assert response.body.producer_id == 42
     assert response.body.producer_epoch == 3
 
