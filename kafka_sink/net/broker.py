@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
-from typing import TypeVar, cast
+from typing import cast
 
 from kafka_sink.config import BrokerAddress, SecurityConfig
 from kafka_sink.error_codes import KafkaErrorCode
@@ -45,12 +45,10 @@ from kafka_sink.protocol.oauthbearer import (
     reauthentication_delay,
 )
 from kafka_sink.protocol.sasl import SaslAuthenticator, create_mechanism
-from kafka_sink.protocol.schema import Request
+from kafka_sink.protocol.schema import AnswerT, Request
 
 __all__ = ["ApiVersionsNegotiation", "BrokerConnection", "describe_os_error", "sasl_authenticator"]
 
-#: The type of the answer to a request (see :class:`~kafka_sink.protocol.schema.Request`).
-R = TypeVar("R")
 
 _RECV_CHUNK = 256 * 1024
 # The most one recv() asks for. A frame's size comes from the broker, and
@@ -267,11 +265,11 @@ class BrokerConnection:
 
     def request(
         self,
-        request: Request[R],
+        request: Request[AnswerT],
         timeout: float,
         version: int | None = None,
         client_id: str | None = None,
-    ) -> R:
+    ) -> AnswerT:
         """Send ``request`` and wait for its response (None when none is expected)."""
         deadline = self._clock() + timeout
         if self._stream is None:
@@ -288,8 +286,8 @@ class BrokerConnection:
         return self._exchange(request, version, deadline, client_id)
 
     def _exchange(
-        self, request: Request[R], version: int, deadline: float, client_id: str | None = None
-    ) -> R:
+        self, request: Request[AnswerT], version: int, deadline: float, client_id: str | None = None
+    ) -> AnswerT:
         stream, protocol = self._stream, self._protocol
         if stream is None or protocol is None:
             raise SendError(f"not connected to {self.address}", broker=str(self.address))
@@ -302,14 +300,14 @@ class BrokerConnection:
             ) from None
         if not request.expects_response():
             # A Produce with acks=0: its type, Request[ProduceResponse | None], allows None.
-            return cast(R, None)
+            return cast(AnswerT, None)
         try:
             while True:
                 response = protocol.next_response()
                 if response is not None:
                     self._answered = self._phase is None
                     # Decoded by the response class of the request's API key.
-                    return cast(R, response.body)
+                    return cast(AnswerT, response.body)
                 remaining = self._remaining(deadline)
                 if remaining <= 0:
                     raise TimeoutError

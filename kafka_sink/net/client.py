@@ -58,7 +58,7 @@ import selectors
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from kafka_sink.config import (
     BrokerAddress,
@@ -92,7 +92,7 @@ from kafka_sink.net.state import ConnectionEvent, ConnectionState
 from kafka_sink.net.transport import Clock, monotonic
 from kafka_sink.protocol.apis import choose_version
 from kafka_sink.protocol.client import DEFAULT_MAX_RESPONSE_SIZE, ClientProtocol
-from kafka_sink.protocol.schema import Message, Request
+from kafka_sink.protocol.schema import AnswerT, Message, Request
 
 __all__ = [
     "AUTHENTICATING",
@@ -130,8 +130,6 @@ _MAX_READS = 16
 _TLS_RETRY = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError)
 # States whose connection takes no frames yet (TCP or TLS is still being set up).
 _NOT_WRITABLE = (CONNECTING, HANDSHAKING)
-#: The type of the answer to a request (see :class:`~kafka_sink.protocol.schema.Request`).
-R = TypeVar("R")
 # The longest single wait in the selector (an infinite timeout is not accepted).
 _MAX_WAIT = 3600.0
 _FAMILIES: dict[int | None, socket.AddressFamily] = {
@@ -396,8 +394,8 @@ class NetworkClient:
     def send(
         self,
         node_id: int,
-        request: Request[R],
-        callback: Callable[[ClientResponse[R]], None],
+        request: Request[AnswerT],
+        callback: Callable[[ClientResponse[AnswerT]], None],
         *,
         version: int | None = None,
     ) -> None:
@@ -654,9 +652,8 @@ class NetworkClient:
                     )
                 )
         want = _READ | _WRITE if out else _READ
-        if want != node.mask:
-            node.mask = want
-            self._poller.selector.modify(sock, want, node)
+        if want != node.mask:  # checked here too: most writes leave the mask as it is
+            self._poller.want(node, want)
 
     def _read(self, node: _Node, now: float) -> None:
         """Read what has arrived and complete the requests it answers."""

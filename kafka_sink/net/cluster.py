@@ -54,12 +54,11 @@ from kafka_sink.protocol.create_topics import (
     CreateTopicsResponse,
 )
 from kafka_sink.protocol.metadata import MetadataRequest, MetadataResponse, PartitionMetadata
-from kafka_sink.protocol.schema import Request
+from kafka_sink.protocol.schema import AnswerT, Request
 
 __all__ = ["ClusterMetadata", "Connection"]
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 class Connection:
@@ -206,7 +205,7 @@ class Connection:
 
     # -- requests -----------------------------------------------------------
 
-    def request_to_leader(self, topic: str, partition: int, request: Request[R]) -> R:
+    def request_to_leader(self, topic: str, partition: int, request: Request[AnswerT]) -> AnswerT:
         """Send ``request`` to the leader of a partition, retrying as configured.
 
         ``check`` errors in the response are the caller's: this retries only
@@ -220,7 +219,7 @@ class Connection:
             topics=[topic],
         )
 
-    def request_to_any(self, request: Request[R]) -> R:
+    def request_to_any(self, request: Request[AnswerT]) -> AnswerT:
         """Send ``request`` to any reachable broker (bootstrap brokers first)."""
         return self._any_broker(lambda conn: conn.request(request, self.config.timeout))
 

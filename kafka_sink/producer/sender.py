@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka_sink.config import BrokerAddress, SinkConfig
 from kafka_sink.error_codes import KafkaErrorCode
@@ -63,7 +63,7 @@ from kafka_sink.protocol.produce import (
     TopicProduceData,
 )
 from kafka_sink.protocol.records import Header, decode_batches
-from kafka_sink.protocol.schema import Request
+from kafka_sink.protocol.schema import AnswerT, Request
 
 if TYPE_CHECKING:
     from kafka_sink.producer.accumulator import PendingRecord
@@ -88,10 +88,6 @@ _IDEMPOTENCE_REFUSED = {
 }
 
 
-#: The type of the answer to a request (see :class:`~kafka_sink.protocol.schema.Request`).
-R = TypeVar("R")
-
-
 class Network(Protocol):
     """What the sender needs of the I/O layer (``kafka_sink.net.client.NetworkClient``)."""
 
@@ -101,8 +97,8 @@ class Network(Protocol):
     def send(
         self,
         node_id: int,
-        request: Request[R],
-        callback: Callable[[ClientResponse[R]], None],
+        request: Request[AnswerT],
+        callback: Callable[[ClientResponse[AnswerT]], None],
         *,
         version: int | None = None,
     ) -> None: ...

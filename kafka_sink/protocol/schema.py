@@ -38,6 +38,7 @@ __all__ = [
     "RECORDS",
     "STRING",
     "UUID",
+    "AnswerT",
     "Array",
     "Message",
     "Request",
@@ -52,6 +53,8 @@ __all__ = [
 M = TypeVar("M")
 #: What a request is answered with: ``MetadataRequest`` is a ``Request[MetadataResponse]``.
 ResponseT_co = TypeVar("ResponseT_co", covariant=True)
+#: The same, for the functions that take a ``Request[AnswerT]`` and give back its ``AnswerT``.
+AnswerT = TypeVar("AnswerT")
 
 
 class WireType:
